@@ -1,0 +1,65 @@
+//! Crash-safe file output: write into a temporary file beside the target, then rename it over
+//! the target. A failure (or a crash) part-way leaves no partial output file behind; the
+//! temporary file is removed when it is dropped.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::{DspError, Result};
+
+/// Writes `path` atomically. `fill` receives a buffered writer (also `Seek`) on a temporary
+/// file in the same directory; on success the file is flushed, synced and renamed to `path`.
+pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<&mut File>) -> Result<()>,
+{
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".musicdiff-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| DspError::io(path, e))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        fill(&mut w)?;
+        w.flush().map_err(|e| DspError::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| DspError::io(path, e))?;
+    tmp.persist(path).map_err(|e| DspError::io(path, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        let err = write_atomic(&target, |w| {
+            w.write_all(b"half").unwrap();
+            Err(DspError::invalid("test", "forced failure"))
+        });
+        assert!(err.is_err());
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn success_replaces_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        std::fs::write(&target, b"old").unwrap();
+        write_atomic(&target, |w| {
+            w.write_all(b"new").map_err(|e| DspError::io("x", e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

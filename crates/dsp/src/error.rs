@@ -1,0 +1,67 @@
+//! Error type of the DSP crate. Every variant that concerns a file names it, so that the
+//! command-line tool can print one line that says which file is wrong and how.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = DspError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, analysing or writing audio.
+#[derive(Debug, thiserror::Error)]
+pub enum DspError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file exists but holds no bytes at all.
+    #[error("{path}: file is empty (0 bytes)")]
+    EmptyFile { path: PathBuf },
+    /// No demuxer recognised the container (for example a text file named `.wav`).
+    #[error("{path}: not a recognised audio file ({detail})")]
+    UnrecognisedFormat { path: PathBuf, detail: String },
+    /// The container was recognised but its codec is not one we decode.
+    #[error("{path}: unsupported codec {codec}")]
+    UnsupportedCodec { path: PathBuf, codec: String },
+    /// The stream is damaged: a packet failed to decode or the stream ended early.
+    #[error("{path}: corrupt or truncated audio stream ({detail})")]
+    CorruptStream { path: PathBuf, detail: String },
+    /// The file decoded to zero samples.
+    #[error("{path}: the audio stream holds no samples")]
+    NoSamples { path: PathBuf },
+    /// A parameter is outside its valid range; `name` is the parameter, `reason` says why.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    /// Resampling failed inside rubato.
+    #[error("resampling from {from} Hz to {to} Hz failed: {detail}")]
+    Resample { from: u32, to: u32, detail: String },
+    /// Writing a WAV file failed.
+    #[error("{path}: cannot write WAV: {detail}")]
+    WavWrite { path: PathBuf, detail: String },
+    /// Encoding or writing an image failed.
+    #[error("{path}: cannot write image: {detail}")]
+    ImageWrite { path: PathBuf, detail: String },
+    /// A `.npy` file is malformed or holds a type we do not read.
+    #[error("{path}: bad .npy file: {detail}")]
+    Npy { path: PathBuf, detail: String },
+}
+
+impl DspError {
+    /// Shorthand for [`DspError::InvalidParameter`].
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`DspError::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
