@@ -28,7 +28,9 @@ where
         fill(&mut w)?;
         w.flush().map_err(|e| DspError::io(path, e))?;
     }
-    tmp.as_file().sync_all().map_err(|e| DspError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| DspError::io(path, e))?;
     tmp.persist(path).map_err(|e| DspError::io(path, e.error))?;
     Ok(())
 }

@@ -192,7 +192,11 @@ mod tests {
         let lm = ex.log_mel(&audio);
         assert_eq!(lm.shape(), (80, 1 + 22050 / 256));
         // Silence sits at the floor.
-        assert!(lm.as_slice().iter().all(|&v| (v - 1e-5f32.ln()).abs() < 1e-6));
+        assert!(
+            lm.as_slice()
+                .iter()
+                .all(|&v| (v - 1e-5f32.ln()).abs() < 1e-6)
+        );
     }
 
     #[test]
@@ -227,7 +231,10 @@ mod tests {
                 "sr",
             ),
         ] {
-            let err = LogMelExtractor::new(cfg).err().expect("must fail").to_string();
+            let err = LogMelExtractor::new(cfg)
+                .err()
+                .expect("must fail")
+                .to_string();
             assert!(err.contains(name), "{err}");
         }
     }

@@ -7,7 +7,7 @@ use crate::error::{DspError, Result};
 use crate::features::SpectrogramConfig;
 use crate::matrix::Matrix;
 use crate::mel::MelFilterbank;
-use crate::stft::{Spectrum, Stft};
+use crate::stft::{Real, Spectrum, Stft, cast};
 use realfft::num_complex::Complex;
 
 /// How the phase is initialised.
@@ -70,14 +70,14 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// Reconstructs `length` samples whose STFT magnitude approximates `magnitude`
 /// (`[n_bins, frames]`, as librosa). `on_iter(i)` is called after iteration `i` (1-based) for
-/// progress reporting.
-pub fn griffin_lim(
-    stft: &Stft<f32>,
-    magnitude: &Matrix<f32>,
+/// progress reporting. Runs in `f32` for speed or `f64` for exactness.
+pub fn griffin_lim<T: Real>(
+    stft: &Stft<T>,
+    magnitude: &Matrix<T>,
     length: usize,
     cfg: &GriffinLimConfig,
     on_iter: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<Vec<T>> {
     cfg.validate()?;
     let n_bins = stft.config().n_bins();
     if magnitude.rows() != n_bins {
@@ -96,29 +96,29 @@ pub fn griffin_lim(
     let s = s.as_slice();
 
     // 1. Initial phases, with the magnitudes absorbed: angles = S * e^{i phi}.
-    let mut angles = Spectrum::<f32>::zeros(n_bins, frames);
+    let mut angles = Spectrum::<T>::zeros(n_bins, frames);
     match cfg.init {
         PhaseInit::Zero => {
             for (a, &m) in angles.data.iter_mut().zip(s) {
-                *a = Complex::new(m, 0.0);
+                *a = Complex::new(m, T::zero());
             }
         }
         PhaseInit::Random { seed } => {
             let mut state = seed;
             for (a, &m) in angles.data.iter_mut().zip(s) {
                 let u = (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
-                let phi = (2.0 * std::f64::consts::PI * u) as f32;
-                *a = Complex::from_polar(m, phi);
+                *a = Complex::from_polar(m, cast(2.0 * std::f64::consts::PI * u));
             }
         }
     }
 
-    let alpha = cfg.momentum / (1.0 + cfg.momentum);
-    let eps = f32::MIN_POSITIVE;
+    let momentum = cfg.momentum as f64;
+    let alpha: T = cast(momentum / (1.0 + momentum));
+    let eps = T::min_positive_value();
     let mut inverse = Vec::with_capacity(length);
     let mut ola_scratch = Vec::new();
-    let mut rebuilt = Spectrum::<f32>::zeros(n_bins, frames);
-    let mut previous = Spectrum::<f32>::zeros(n_bins, frames);
+    let mut rebuilt = Spectrum::<T>::zeros(n_bins, frames);
+    let mut previous = Spectrum::<T>::zeros(n_bins, frames);
     for i in 0..cfg.n_iter {
         // 2. Project onto consistent spectrograms: x = istft(angles); rebuilt = stft(x).
         stft.inverse_into(&angles, Some(length), &mut inverse, &mut ola_scratch);
@@ -158,7 +158,9 @@ pub fn log_mel_to_audio(
     on_stage(Stage::MelInverted);
     let stft = Stft::<f32>::new(cfg.stft())?;
     let length = length.unwrap_or(cfg.hop_length * log_mel.cols().saturating_sub(1));
-    griffin_lim(&stft, &magnitude, length, gl, &mut |i| on_stage(Stage::Iteration(i)))
+    griffin_lim(&stft, &magnitude, length, gl, &mut |i| {
+        on_stage(Stage::Iteration(i))
+    })
 }
 
 /// Progress of [`log_mel_to_audio`].
@@ -244,7 +246,10 @@ mod tests {
         };
         let (few, many) = (sc(2), sc(32));
         assert!(many < few * 0.5, "2 iters: {few}, 32 iters: {many}");
-        assert!(many < 0.1, "32 iterations should reconstruct a tone well: {many}");
+        assert!(
+            many < 0.1,
+            "32 iterations should reconstruct a tone well: {many}"
+        );
     }
 
     #[test]

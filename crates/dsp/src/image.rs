@@ -54,7 +54,9 @@ pub fn render(values: &Matrix<f32>, opts: &ImageOptions) -> ImageBuffer<Rgb<u8>,
     let (rows, cols) = values.shape();
     let finite = || values.as_slice().iter().copied().filter(|v| v.is_finite());
     let max = finite().fold(f32::NEG_INFINITY, f32::max);
-    let min = finite().fold(f32::INFINITY, f32::min).max(max - opts.dynamic_range);
+    let min = finite()
+        .fold(f32::INFINITY, f32::min)
+        .max(max - opts.dynamic_range);
     let span = if max > min { max - min } else { 1.0 };
     let sy = opts.min_size.div_ceil(rows.max(1) as u32).max(1);
     let sx = opts.min_size.div_ceil(cols.max(1) as u32).max(1);

@@ -49,7 +49,9 @@ pub fn hz_to_mel(hz: f64, scale: MelScale) -> f64 {
 pub fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
     match scale {
         MelScale::Htk => 700.0 * (10f64.powf(mel / 2595.0) - 1.0),
-        MelScale::Slaney if mel >= MIN_LOG_MEL => MIN_LOG_HZ * (logstep() * (mel - MIN_LOG_MEL)).exp(),
+        MelScale::Slaney if mel >= MIN_LOG_MEL => {
+            MIN_LOG_HZ * (logstep() * (mel - MIN_LOG_MEL)).exp()
+        }
         MelScale::Slaney => F_SP * mel,
     }
 }
@@ -59,10 +61,18 @@ pub fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
 pub fn mel_frequencies(n: usize, fmin: f64, fmax: f64, scale: MelScale) -> Vec<f64> {
     let lo = hz_to_mel(fmin, scale);
     let hi = hz_to_mel(fmax, scale);
-    let step = if n > 1 { (hi - lo) / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 {
+        (hi - lo) / (n - 1) as f64
+    } else {
+        0.0
+    };
     (0..n)
         .map(|i| {
-            let m = if i + 1 == n && n > 1 { hi } else { lo + i as f64 * step };
+            let m = if i + 1 == n && n > 1 {
+                hi
+            } else {
+                lo + i as f64 * step
+            };
             mel_to_hz(m, scale)
         })
         .collect()
@@ -109,7 +119,10 @@ impl MelConfig {
         let nyquist = self.sample_rate as f64 / 2.0;
         let fmax = self.fmax_hz();
         if !(self.fmin.is_finite() && self.fmin >= 0.0) {
-            return Err(DspError::invalid("fmin", format!("{} must be >= 0 Hz", self.fmin)));
+            return Err(DspError::invalid(
+                "fmin",
+                format!("{} must be >= 0 Hz", self.fmin),
+            ));
         }
         if !(fmax.is_finite() && fmax > self.fmin && fmax <= nyquist) {
             return Err(DspError::invalid(
@@ -247,7 +260,11 @@ impl MelFilterbank {
     /// our fixtures.
     pub fn nnls(&self, mel: &Matrix<f64>, iterations: usize) -> Matrix<f64> {
         use rayon::prelude::*;
-        assert_eq!(mel.rows(), self.n_mels(), "mel matrix has the wrong number of rows");
+        assert_eq!(
+            mel.rows(),
+            self.n_mels(),
+            "mel matrix has the wrong number of rows"
+        );
         let (n_bins, frames) = (self.n_bins(), mel.cols());
         let step = 1.0 / (self.lipschitz() * 1.01);
         let mel_t = mel.transpose(); // [frames, n_mels]
@@ -332,7 +349,10 @@ mod tests {
         for scale in [MelScale::Slaney, MelScale::Htk] {
             for hz in [0.0, 20.0, 440.0, 999.9, 1000.0, 4000.0, 11025.0] {
                 let back = mel_to_hz(hz_to_mel(hz, scale), scale);
-                assert!((back - hz).abs() < 1e-9 * hz.max(1.0), "{scale:?} {hz} -> {back}");
+                assert!(
+                    (back - hz).abs() < 1e-9 * hz.max(1.0),
+                    "{scale:?} {hz} -> {back}"
+                );
             }
         }
         // Reference points: Slaney 1 kHz is 15 mels; HTK 1 kHz is ~1000 mels.
@@ -348,7 +368,12 @@ mod tests {
             fmax: Some(20000.0),
             ..cfg(80)
         };
-        assert!(MelFilterbank::new(bad_fmax).unwrap_err().to_string().contains("fmax"));
+        assert!(
+            MelFilterbank::new(bad_fmax)
+                .unwrap_err()
+                .to_string()
+                .contains("fmax")
+        );
     }
 
     #[test]
@@ -364,7 +389,12 @@ mod tests {
         assert!(s.as_slice().iter().all(|&v| v >= 0.0));
         let mut again = vec![0.0; 80];
         fb.apply_frame(s.as_slice(), &mut again);
-        let resid: f64 = again.iter().zip(&mel).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let resid: f64 = again
+            .iter()
+            .zip(&mel)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let norm: f64 = mel.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!(resid / norm < 1e-3, "relative residual {}", resid / norm);
     }

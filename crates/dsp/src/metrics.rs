@@ -9,15 +9,18 @@ use crate::matrix::Matrix;
 /// # Panics
 /// If the shapes differ.
 pub fn spectral_convergence(reference: &Matrix<f32>, estimate: &Matrix<f32>) -> f64 {
-    assert_eq!(reference.shape(), estimate.shape(), "spectrogram shapes differ");
-    let (num, den) = reference
-        .as_slice()
-        .iter()
-        .zip(estimate.as_slice())
-        .fold((0.0f64, 0.0f64), |(n, d), (&r, &e)| {
+    assert_eq!(
+        reference.shape(),
+        estimate.shape(),
+        "spectrogram shapes differ"
+    );
+    let (num, den) = reference.as_slice().iter().zip(estimate.as_slice()).fold(
+        (0.0f64, 0.0f64),
+        |(n, d), (&r, &e)| {
             let (r, e) = (r as f64, e as f64);
             (n + (r - e) * (r - e), d + r * r)
-        });
+        },
+    );
     if den == 0.0 {
         if num == 0.0 { 0.0 } else { f64::INFINITY }
     } else {
@@ -31,7 +34,11 @@ pub fn spectral_convergence(reference: &Matrix<f32>, estimate: &Matrix<f32>) -> 
 /// # Panics
 /// If the shapes differ.
 pub fn log_spectral_distance(reference: &Matrix<f32>, estimate: &Matrix<f32>) -> f64 {
-    assert_eq!(reference.shape(), estimate.shape(), "spectrogram shapes differ");
+    assert_eq!(
+        reference.shape(),
+        estimate.shape(),
+        "spectrogram shapes differ"
+    );
     let (bins, frames) = reference.shape();
     if bins == 0 || frames == 0 {
         return 0.0;

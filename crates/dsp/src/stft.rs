@@ -188,8 +188,13 @@ impl<T: Real> Stft<T> {
 
     /// Runs `per_frame(t, bins)` on the spectrum of every frame of `signal`, in parallel.
     /// This is the building block for features that never need the whole complex spectrum.
-    pub fn for_each_frame<O, F>(&self, signal: &[T], out: &mut [O], per_frame_len: usize, per_frame: F)
-    where
+    pub fn for_each_frame<O, F>(
+        &self,
+        signal: &[T],
+        out: &mut [O],
+        per_frame_len: usize,
+        per_frame: F,
+    ) where
         O: Send,
         F: Fn(usize, &[Complex<T>], &mut [O]) + Sync,
     {
@@ -256,7 +261,11 @@ impl<T: Real> Stft<T> {
         let n_fft = self.cfg.n_fft;
         let hop = self.cfg.hop_length;
         let n_frames = spec.n_frames;
-        assert_eq!(spec.n_bins, self.cfg.n_bins(), "spectrum has the wrong bin count");
+        assert_eq!(
+            spec.n_bins,
+            self.cfg.n_bins(),
+            "spectrum has the wrong bin count"
+        );
         let scale = T::one() / cast::<T>(n_fft as f64);
 
         // 1. Per-frame inverse FFT times the synthesis window: frames [n_frames][n_fft].
@@ -384,7 +393,10 @@ mod tests {
         let stft = Stft::<f64>::new(StftConfig::new(64, 16)).unwrap();
         let spec = stft.forward(&[1.0; 512]);
         let mid = spec.frame(spec.n_frames / 2);
-        assert!((mid[0].re - 32.0).abs() < 1e-9, "sum of a periodic Hann of 64 is 32");
+        assert!(
+            (mid[0].re - 32.0).abs() < 1e-9,
+            "sum of a periodic Hann of 64 is 32"
+        );
         assert!(mid[2..].iter().all(|c| c.norm() < 1e-9));
     }
 
@@ -398,13 +410,21 @@ mod tests {
             };
             let stft = Stft::<f64>::new(cfg).unwrap();
             let y = stft.inverse(&stft.forward(&x), Some(x.len()));
-            let err = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let err = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(err < 1e-10, "n_fft {n_fft}: max error {err}");
 
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let s32 = Stft::<f32>::new(cfg).unwrap();
             let y32 = s32.inverse(&s32.forward(&x32), Some(x.len()));
-            let err = x32.iter().zip(&y32).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err = x32
+                .iter()
+                .zip(&y32)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(err < 1e-5, "f32 n_fft {n_fft}: max error {err}");
         }
     }
