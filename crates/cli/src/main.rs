@@ -1,1 +1,98 @@
-fn main() {}
+//! `musicdiff`: the command-line front end. A thin layer over the library crates: it parses
+//! arguments, shows progress and prints errors; the work happens in `musicdiff-dsp` (and, as
+//! they arrive, the model and pipeline crates).
+//!
+//! Exit codes: 0 success, 2 bad input or usage (unreadable or damaged audio, invalid
+//! parameters, unknown flags), 1 any other failure (for example an output directory that
+//! cannot be written).
+
+mod args;
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use musicdiff_dsp::DspError;
+
+/// Text-to-music generation with a diffusion transformer over mel-spectrograms, built to train
+/// and run on an ordinary CPU.
+#[derive(Debug, Parser)]
+#[command(name = "musicdiff", version, propagate_version = true)]
+struct Cli {
+    /// Hide progress bars and informational messages (results and errors are still printed).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compute a log-mel spectrogram: a PNG picture and, with --npy, the matrix itself.
+    Spec(commands::spec::SpecCmd),
+    /// Audio -> log-mel -> audio (Griffin-Lim), reporting how close the result is.
+    Roundtrip(commands::roundtrip::RoundtripCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = progress::Ui::new(cli.quiet);
+    let result = match cli.command {
+        Command::Spec(cmd) => commands::spec::run(cmd, &ui),
+        Command::Roundtrip(cmd) => commands::roundtrip::run(cmd, &ui),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// One line: the error and its causes, parameters spelled as the command-line flags.
+fn describe(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<DspError>() {
+        Some(DspError::InvalidParameter { name, reason }) => {
+            format!("invalid --{}: {reason}", name.replace('_', "-"))
+        }
+        _ => format!("{err:#}"),
+    }
+}
+
+/// 2 for bad input (the user can fix the command or the file), 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<DspError>() {
+        Some(
+            DspError::EmptyFile { .. }
+            | DspError::UnrecognisedFormat { .. }
+            | DspError::UnsupportedCodec { .. }
+            | DspError::CorruptStream { .. }
+            | DspError::NoSamples { .. }
+            | DspError::InvalidParameter { .. },
+        ) => 2,
+        Some(DspError::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            2
+        }
+        Some(_) => 1,
+        None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

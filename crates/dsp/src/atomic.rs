@@ -18,20 +18,27 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if path.is_dir() {
+        return Err(DspError::Output {
+            path: path.to_path_buf(),
+            detail: "it is a directory".into(),
+        });
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".musicdiff-")
         .suffix(".part")
         .tempfile_in(dir)
-        .map_err(|e| DspError::io(path, e))?;
+        .map_err(|e| DspError::output(path, &e))?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         fill(&mut w)?;
-        w.flush().map_err(|e| DspError::io(path, e))?;
+        w.flush().map_err(|e| DspError::output(path, &e))?;
     }
     tmp.as_file()
         .sync_all()
-        .map_err(|e| DspError::io(path, e))?;
-    tmp.persist(path).map_err(|e| DspError::io(path, e.error))?;
+        .map_err(|e| DspError::output(path, &e))?;
+    tmp.persist(path)
+        .map_err(|e| DspError::output(path, &e.error))?;
     Ok(())
 }
 
@@ -58,7 +65,7 @@ mod tests {
         let target = dir.path().join("out.bin");
         std::fs::write(&target, b"old").unwrap();
         write_atomic(&target, |w| {
-            w.write_all(b"new").map_err(|e| DspError::io("x", e))
+            w.write_all(b"new").map_err(|e| DspError::output("x", &e))
         })
         .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");

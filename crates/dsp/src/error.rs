@@ -16,6 +16,9 @@ pub enum DspError {
         #[source]
         source: std::io::Error,
     },
+    /// An output file could not be created or written.
+    #[error("cannot write {path}: {detail}")]
+    Output { path: PathBuf, detail: String },
     /// The file exists but holds no bytes at all.
     #[error("{path}: file is empty (0 bytes)")]
     EmptyFile { path: PathBuf },
@@ -54,6 +57,19 @@ impl DspError {
         Self::InvalidParameter {
             name,
             reason: reason.into(),
+        }
+    }
+
+    /// [`DspError::Output`] from an I/O error, described without temporary-file noise.
+    pub fn output(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+        let detail = match err.kind() {
+            std::io::ErrorKind::NotFound => "its directory does not exist".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => std::io::Error::from(err.kind()).to_string(),
+        };
+        Self::Output {
+            path: path.into(),
+            detail,
         }
     }
 

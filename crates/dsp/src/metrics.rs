@@ -1,6 +1,6 @@
 //! Distances between spectrograms used to judge reconstructions: spectral convergence
 //! (Sturmel & Daudet, "Signal reconstruction from STFT magnitude: a state of the art", 2011)
-//! and log-spectral distance in dB (Gray & Markel 1976).
+//! and log-spectral distance in dB (Gray & Markel 1976) with an 80 dB floor.
 
 use crate::matrix::Matrix;
 
@@ -28,8 +28,10 @@ pub fn spectral_convergence(reference: &Matrix<f32>, estimate: &Matrix<f32>) -> 
     }
 }
 
-/// Mean over frames of the RMS over bins of `10 log10((|S|^2 + eps) / (|S_hat|^2 + eps))`, in
-/// dB, on magnitudes `[n_bins, frames]`; `eps = 1e-10` keeps silence finite.
+/// Log-spectral distance in dB between magnitudes `[n_bins, frames]`: the mean over frames of
+/// the RMS over bins of `10 log10(max(|S|^2, f) / max(|S_hat|^2, f))`, where the floor `f`
+/// sits [`LSD_FLOOR_DB`] below the reference's peak power. The floor keeps inaudible bins
+/// (numerically near zero in one signal and not the other) from dominating the average.
 ///
 /// # Panics
 /// If the shapes differ.
@@ -43,20 +45,28 @@ pub fn log_spectral_distance(reference: &Matrix<f32>, estimate: &Matrix<f32>) ->
     if bins == 0 || frames == 0 {
         return 0.0;
     }
-    const EPS: f64 = 1e-10;
+    let peak = reference
+        .as_slice()
+        .iter()
+        .map(|&v| (v as f64) * (v as f64))
+        .fold(0.0, f64::max);
+    let floor = (peak * 10f64.powf(-LSD_FLOOR_DB / 10.0)).max(f64::MIN_POSITIVE);
     let mut total = 0.0;
     for t in 0..frames {
         let mut acc = 0.0;
         for k in 0..bins {
             let r = *reference.get(k, t) as f64;
             let e = *estimate.get(k, t) as f64;
-            let d = 10.0 * ((r * r + EPS) / (e * e + EPS)).log10();
+            let d = 10.0 * ((r * r).max(floor) / (e * e).max(floor)).log10();
             acc += d * d;
         }
         total += (acc / bins as f64).sqrt();
     }
     total / frames as f64
 }
+
+/// Dynamic range kept by [`log_spectral_distance`], in dB below the reference's peak.
+pub const LSD_FLOOR_DB: f64 = 80.0;
 
 #[cfg(test)]
 mod tests {
@@ -77,5 +87,9 @@ mod tests {
         // Doubling every magnitude is 20 log10(2) ~ 6.0206 dB everywhere.
         let c = a.map(|v| v * 2.0);
         assert!((log_spectral_distance(&c, &a) - 6.0206).abs() < 1e-3);
+        // Differences far below the reference's peak are clamped away.
+        let quiet_ref = Matrix::from_vec(1, 2, vec![1.0f32, 1e-6]);
+        let quiet_est = Matrix::from_vec(1, 2, vec![1.0f32, 1e-9]);
+        assert_eq!(log_spectral_distance(&quiet_ref, &quiet_est), 0.0);
     }
 }

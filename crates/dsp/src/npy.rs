@@ -65,7 +65,7 @@ pub fn write_f32_matrix(path: &Path, m: &Matrix<f32>) -> Result<()> {
         for v in m.as_slice() {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        w.write_all(&bytes).map_err(|e| DspError::io(path, e))
+        w.write_all(&bytes).map_err(|e| DspError::output(path, &e))
     })
 }
 

@@ -281,7 +281,7 @@ impl<T: Real> Stft<T> {
                     // their imaginary parts, and so do we.
                     bins[0].im = T::zero();
                     let last = bins.len() - 1;
-                    if n_fft % 2 == 0 {
+                    if n_fft.is_multiple_of(2) {
                         bins[last].im = T::zero();
                     }
                     self.c2r

@@ -30,7 +30,7 @@ proptest! {
     #[test]
     fn resample_up_then_down_preserves_a_band_limited_tone(
         freq in 50.0f32..4000.0,
-        phase in 0.0f32..6.28,
+        phase in 0.0f32..std::f32::consts::TAU,
         (from, to) in prop::sample::select(vec![(22050u32, 44100u32), (16000, 48000), (22050, 32000), (44100, 96000)]),
     ) {
         let n = from as usize;

@@ -1,0 +1,154 @@
+//! `musicdiff roundtrip`: audio -> log-mel -> audio through the same path generated
+//! spectrograms take (mel -> linear by NNLS, then fast Griffin-Lim), reporting spectral
+//! convergence, log-spectral distance and the time of every stage. It measures how much the
+//! spectrogram representation itself loses, the ceiling for any model built on it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use musicdiff_dsp::Matrix;
+use musicdiff_dsp::audio::{self, WavFormat};
+use musicdiff_dsp::features::LogMelExtractor;
+use musicdiff_dsp::griffin_lim::{self, GriffinLimConfig, PhaseInit};
+use musicdiff_dsp::image::{self, ImageOptions};
+use musicdiff_dsp::metrics::{log_spectral_distance, spectral_convergence};
+use musicdiff_dsp::stft::Stft;
+
+use crate::args::{LOG_MEL_DEFINITION, SpectrogramArgs};
+use crate::progress::Ui;
+
+/// Audio -> log-mel -> audio (Griffin-Lim), reporting how close the result is.
+#[derive(Debug, Args)]
+#[command(after_long_help = LOG_MEL_DEFINITION)]
+pub struct RoundtripCmd {
+    /// Input audio: WAV, FLAC, MP3 or Ogg Vorbis, any sample rate and channel count.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Output WAV file (mono, at --sr).
+    #[arg(short, long, value_name = "OUT.wav")]
+    pub output: PathBuf,
+    /// Griffin-Lim iterations.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub iters: usize,
+    /// Fast Griffin-Lim momentum (0 gives the original algorithm).
+    #[arg(long, value_name = "A", default_value_t = 0.99)]
+    pub momentum: f32,
+    /// Seed of the random initial phases.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Start from zero phases instead of random ones (librosa's init=None).
+    #[arg(long)]
+    pub zero_phase: bool,
+    /// Write 32-bit float samples instead of 16-bit PCM.
+    #[arg(long)]
+    pub float: bool,
+    /// Also write the spectrogram picture of the reconstructed audio.
+    #[arg(long, value_name = "OUT.png")]
+    pub png: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: SpectrogramArgs,
+}
+
+/// `|STFT|` of `audio` as `[n_bins, frames]`, in `f32`.
+fn magnitude(stft: &Stft<f32>, audio: &[f32]) -> Matrix<f32> {
+    let spec = stft.forward(audio);
+    Matrix::from_vec(
+        spec.n_frames,
+        spec.n_bins,
+        spec.data.iter().map(|c| c.norm()).collect(),
+    )
+    .transpose()
+}
+
+pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
+    let gl = GriffinLimConfig {
+        n_iter: cmd.iters,
+        momentum: cmd.momentum,
+        init: if cmd.zero_phase {
+            PhaseInit::Zero
+        } else {
+            PhaseInit::Random { seed: cmd.seed }
+        },
+    };
+    gl.validate()?;
+    let extractor = LogMelExtractor::new(cmd.spec.config())?;
+    let cfg = *extractor.config();
+    super::warn_empty_filters(&extractor, ui);
+    let total = Instant::now();
+
+    let t = Instant::now();
+    let loaded = super::load(&cmd.input, cfg.sample_rate, ui)?;
+    let t_load = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let log_mel = extractor.log_mel(&loaded.mono);
+    let t_mel = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let linear = griffin_lim::log_mel_to_magnitude(&cfg, extractor.filterbank(), &log_mel)?;
+    let t_inv = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let stft = Stft::<f32>::new(cfg.stft())?;
+    let bar = ui.bar(gl.n_iter as u64, "griffin-lim");
+    let out = griffin_lim::griffin_lim(&stft, &linear, loaded.mono.len(), &gl, &mut |i| {
+        bar.set_position(i as u64)
+    })?;
+    bar.finish_and_clear();
+    let t_gl = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let format = if cmd.float {
+        WavFormat::Float32
+    } else {
+        WavFormat::Pcm16
+    };
+    audio::write_wav(&cmd.output, &out, cfg.sample_rate, format)?;
+    if let Some(png) = &cmd.png
+        && let Err(e) = image::write_png(png, &extractor.log_mel(&out), &ImageOptions::default())
+    {
+        // Leave no half of the requested output behind.
+        let _ = std::fs::remove_file(&cmd.output);
+        return Err(e.into());
+    }
+    let t_write = t.elapsed().as_secs_f64();
+    let t_total = total.elapsed().as_secs_f64();
+
+    let reference = magnitude(&stft, &loaded.mono);
+    let estimate = magnitude(&stft, &out);
+    let seconds = loaded.mono.len() as f64 / cfg.sample_rate as f64;
+    println!(
+        "input                  {}: {:.2} s, {} Hz, {} channel(s)",
+        cmd.input.display(),
+        loaded.original.seconds(),
+        loaded.original.sample_rate,
+        loaded.original.channels.len()
+    );
+    println!(
+        "log-mel                {} mels x {} frames at {} Hz (n_fft {}, hop {})",
+        log_mel.rows(),
+        log_mel.cols(),
+        cfg.sample_rate,
+        cfg.n_fft,
+        cfg.hop_length
+    );
+    println!(
+        "spectral convergence   {:.4}",
+        spectral_convergence(&reference, &estimate)
+    );
+    println!(
+        "log-spectral distance  {:.3} dB",
+        log_spectral_distance(&reference, &estimate)
+    );
+    println!(
+        "time                   decode+resample {t_load:.3} s | log-mel {t_mel:.3} s | mel->linear {t_inv:.3} s | griffin-lim ({} it) {t_gl:.3} s | write {t_write:.3} s",
+        gl.n_iter
+    );
+    println!(
+        "total                  {t_total:.3} s for {seconds:.2} s of audio (real-time factor {:.3})",
+        t_total / seconds.max(1e-9)
+    );
+    println!("output                 {}", cmd.output.display());
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! End-to-end tests of the `musicdiff` binary: outputs on good input, and on bad input one
+//! clear error line naming the file and the problem, exit code 2 and no output left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn musicdiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_musicdiff"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn spec_writes_png_and_npy_matching_librosa() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("clip.png");
+    let npy = dir.path().join("clip.npy");
+    let o = musicdiff(&[
+        "--quiet",
+        "spec",
+        s(&fixture("audio/clip_22k.wav")),
+        "-o",
+        s(&png),
+        "--npy",
+        s(&npy),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).is_empty(),
+        "--quiet must silence stderr: {}",
+        stderr(&o)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    let ours = musicdiff_dsp::npy::read(&npy).unwrap();
+    let gold = musicdiff_dsp::npy::read(&fixture("golden/logmel.npy")).unwrap();
+    assert_eq!(ours.shape, gold.shape);
+    let worst = ours
+        .data
+        .iter()
+        .zip(&gold.data)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "log-mel differs from librosa by {worst}");
+}
+
+#[test]
+fn spec_accepts_every_supported_format_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "clip_22k.flac",
+        "clip_22k.mp3",
+        "clip_22k.ogg",
+        "clip_22k_f32.wav",
+        "stereo_44k.wav",
+    ] {
+        let png = dir.path().join(format!("{name}.png"));
+        let npy = dir.path().join(format!("{name}.npy"));
+        let o = musicdiff(&[
+            "spec",
+            s(&fixture(&format!("audio/{name}"))),
+            "-o",
+            s(&png),
+            "--npy",
+            s(&npy),
+            "--sr",
+            "16000",
+            "--n-fft",
+            "512",
+            "--hop",
+            "128",
+            "--n-mels",
+            "64",
+            "--fmin",
+            "40",
+            "--fmax",
+            "7600",
+            "--mel-scale",
+            "htk",
+            "--colormap",
+            "viridis",
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let arr = musicdiff_dsp::npy::read(&npy).unwrap();
+        assert_eq!(arr.shape[0], 64, "{name}");
+        assert!(png.exists());
+    }
+}
+
+#[test]
+fn roundtrip_reconstructs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("rt.wav");
+    let png = dir.path().join("rt.png");
+    let o = musicdiff(&[
+        "roundtrip",
+        s(&fixture("audio/stereo_44k.wav")),
+        "-o",
+        s(&wav),
+        "--png",
+        s(&png),
+        "--iters",
+        "16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for key in [
+        "spectral convergence",
+        "log-spectral distance",
+        "griffin-lim (16 it)",
+        "real-time factor",
+    ] {
+        assert!(out.contains(key), "missing '{key}' in:\n{out}");
+    }
+    let sc: f64 = out
+        .lines()
+        .find(|l| l.starts_with("spectral convergence"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sc < 0.4, "spectral convergence {sc}");
+    let a = musicdiff_dsp::audio::decode_file(&wav).unwrap();
+    assert_eq!((a.sample_rate, a.len()), (22050, 22050));
+    assert!(png.exists());
+}
+
+/// Runs a failing command and checks the contract: exit 2, one line on stderr containing
+/// every `needle`, and nothing left in the output directory.
+fn assert_bad_input(args: &[&str], out_dir: &Path, needles: &[&str]) {
+    let o = musicdiff(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected '{n}' in: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(out_dir).unwrap().collect();
+    assert!(left.is_empty(), "output left behind: {left:?}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let inputs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let png = out.path().join("x.png");
+    let wav = out.path().join("x.wav");
+
+    let missing = inputs.path().join("missing.wav");
+    let empty = inputs.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let text = inputs.path().join("readme.wav");
+    std::fs::write(&text, "not audio at all\n".repeat(50)).unwrap();
+    let truncated = inputs.path().join("truncated.wav");
+    let bytes = std::fs::read(fixture("audio/clip_22k.wav")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let corrupt = inputs.path().join("corrupt.flac");
+    let mut bytes = std::fs::read(fixture("audio/clip_22k.flac")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 3000].fill(0x3C);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let opus = fixture("audio/clip_22k.opus");
+
+    let cases: [(&Path, &[&str]); 6] = [
+        (&missing, &["missing.wav", "No such file"]),
+        (&empty, &["empty.wav", "empty"]),
+        (&text, &["readme.wav", "not a recognised audio file"]),
+        (&truncated, &["truncated.wav", "truncated"]),
+        (&corrupt, &["corrupt.flac", "corrupt"]),
+        (&opus, &["clip_22k.opus", "unsupported codec Opus"]),
+    ];
+    for (input, needles) in cases {
+        assert_bad_input(
+            &[
+                "spec",
+                s(input),
+                "-o",
+                s(&png),
+                "--npy",
+                s(&out.path().join("x.npy")),
+            ],
+            out.path(),
+            needles,
+        );
+        assert_bad_input(
+            &["-q", "roundtrip", s(input), "-o", s(&wav)],
+            out.path(),
+            needles,
+        );
+    }
+}
+
+#[test]
+fn absurd_parameters_fail_cleanly() {
+    let out = tempfile::tempdir().unwrap();
+    let png = out.path().join("x.png");
+    let clip = fixture("audio/clip_22k.wav");
+    let cases: [(&[&str], &[&str]); 7] = [
+        (&["--hop", "0"], &["--hop", "at least 1"]),
+        (&["--n-mels", "600"], &["--n-mels", "600", "513"]),
+        (&["--n-fft", "256", "--n-mels", "200"], &["--n-mels", "129"]),
+        (&["--fmax", "30000"], &["--fmax", "Nyquist"]),
+        (&["--win-length", "4096"], &["--win-length"]),
+        (&["--power", "3"], &["--power"]),
+        (&["--sr", "0"], &["--sr"]),
+    ];
+    for (extra, needles) in cases {
+        let mut args = vec!["spec", s(&clip), "-o", s(&png)];
+        args.extend_from_slice(extra);
+        assert_bad_input(&args, out.path(), needles);
+    }
+    let wav = out.path().join("x.wav");
+    assert_bad_input(
+        &["roundtrip", s(&clip), "-o", s(&wav), "--momentum", "1.5"],
+        out.path(),
+        &["--momentum"],
+    );
+    // Usage errors from the argument parser also exit with 2.
+    let o = musicdiff(&["spec", s(&clip), "-o", s(&png), "--hop", "-3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!png.exists());
+}
+
+#[test]
+fn unwritable_output_is_reported_with_its_path() {
+    let o = musicdiff(&[
+        "spec",
+        s(&fixture("audio/clip_22k.wav")),
+        "-o",
+        "/nonexistent-dir/x.png",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: cannot write /nonexistent-dir/x.png: its directory does not exist"
+    );
+}
