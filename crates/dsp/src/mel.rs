@@ -4,8 +4,11 @@
 //! `librosa.feature.inverse.mel_to_stft`: a non-negative least-squares solve, here by projected
 //! accelerated gradient (FISTA; Beck & Teboulle 2009) instead of L-BFGS-B.
 
+use realfft::num_complex::Complex;
+
 use crate::error::{DspError, Result};
 use crate::matrix::Matrix;
+use crate::stft::Real;
 
 /// Which formula maps Hz to mels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,6 +79,25 @@ pub fn mel_frequencies(n: usize, fmin: f64, fmax: f64, scale: MelScale) -> Vec<f
             mel_to_hz(m, scale)
         })
         .collect()
+}
+
+/// Dot product with four independent accumulators: a single running sum is one long
+/// dependency chain of additions, four let the CPU overlap them (and vectorise).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Parameters of a mel filterbank.
@@ -215,12 +237,26 @@ impl MelFilterbank {
     pub fn apply_frame(&self, spectrum: &[f64], mel: &mut [f64]) {
         for (m, out) in mel.iter_mut().enumerate() {
             let (s, e) = self.support[m];
-            *out = self.weights.row(m)[s..e]
-                .iter()
-                .zip(&spectrum[s..e])
-                .map(|(w, p)| w * p)
-                .sum();
+            *out = dot(&self.weights.row(m)[s..e], &spectrum[s..e]);
         }
+    }
+
+    /// Mel projection of one frame straight from its complex STFT bins:
+    /// `mel[m] = sum_k W[m, k] * |bins[k]|^power` (`power` 1 or 2). `scratch` holds the
+    /// frame's `|bins|^power`, reused between calls.
+    pub fn apply_complex_frame<T: Real>(
+        &self,
+        bins: &[Complex<T>],
+        power: f64,
+        scratch: &mut Vec<f64>,
+        mel: &mut [f64],
+    ) {
+        scratch.clear();
+        scratch.extend(bins.iter().map(|c| c.norm_sqr().to_f64().unwrap_or(0.0)));
+        if power != 2.0 {
+            scratch.iter_mut().for_each(|p| *p = p.sqrt());
+        }
+        self.apply_frame(scratch, mel);
     }
 
     /// `spectrum[k] = sum_m W[m, k] * mel[m]`: the transpose, `[n_mels] -> [n_bins]`.

@@ -176,6 +176,14 @@ impl<T: Real> Stft<T> {
         let offset = if self.cfg.center { n_fft / 2 } else { 0 };
         // Padded index p = t * hop + i maps to signal index p - offset.
         let start = (t * self.cfg.hop_length) as isize - offset as isize;
+        if start >= 0 && start as usize + n_fft <= signal.len() {
+            // Interior frame: a straight, vectorisable multiply.
+            let frame = &signal[start as usize..start as usize + n_fft];
+            for ((b, &x), &w) in buf.iter_mut().zip(frame).zip(&self.window) {
+                *b = x * w;
+            }
+            return;
+        }
         for (i, (b, w)) in buf.iter_mut().zip(&self.window).enumerate() {
             let s = start + i as isize;
             *b = if s >= 0 && (s as usize) < signal.len() {
