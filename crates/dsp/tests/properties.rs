@@ -1,11 +1,20 @@
 //! Property tests: round trips that must hold for any input, not just the fixtures.
+//! The generator seed is fixed so that CI runs are repeatable; change `SEED` locally to
+//! explore other inputs.
 
 use musicdiff_dsp::audio::{mix_to_mono, resample};
 use musicdiff_dsp::stft::{Stft, StftConfig};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+
+const SEED: u64 = 0x6d75_7369_6364_6966;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        rng_seed: RngSeed::Fixed(SEED),
+        ..ProptestConfig::default()
+    })]
 
     /// istft(stft(x)) == x for any signal and any geometry whose hop keeps the window sum
     /// of squares away from zero (hop <= win / 2 for a Hann window).
@@ -26,7 +35,9 @@ proptest! {
         prop_assert!(err < 1e-9, "n_fft {} win {} hop {}: max error {}", n_fft, win, hop, err);
     }
 
-    /// Resampling a tone well below both Nyquist frequencies up and back down gives the tone.
+    /// Resampling a tone well below both Nyquist frequencies up and back down gives the tone,
+    /// to within the resampler's passband ripple (about -75 dB; a shift of a fraction of a
+    /// sample, the bug this caught, gives errors of 1e-3 to 1e-1).
     #[test]
     fn resample_up_then_down_preserves_a_band_limited_tone(
         freq in 50.0f32..4000.0,
@@ -44,7 +55,7 @@ proptest! {
         // resampler's long anti-aliasing filter rings.
         let edge = n / 5;
         let err = x[edge..n - edge].iter().zip(&back[edge..n - edge]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        prop_assert!(err < 1e-4, "{} Hz via {} Hz: max error {}", freq, to, err);
+        prop_assert!(err < 5e-4, "{} Hz via {} Hz: max error {}", freq, to, err);
     }
 
     /// Mixing identical channels to mono gives that channel exactly.
