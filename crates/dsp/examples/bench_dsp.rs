@@ -50,12 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // phase so that the output can be compared with librosa's sample by sample.
     let stft = Stft::<f32>::new(cfg.stft())?;
     let spec = stft.forward(&x);
-    let mag = Matrix::from_vec(
-        spec.n_frames,
-        spec.n_bins,
-        spec.data.iter().map(|c| c.norm()).collect(),
-    )
-    .transpose();
+    let mag = spec.magnitude();
     let gl = GriffinLimConfig {
         n_iter: 32,
         momentum: 0.99,

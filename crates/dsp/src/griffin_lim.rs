@@ -143,9 +143,9 @@ pub fn griffin_lim<T: Real>(
     Ok(inverse)
 }
 
-/// Log-mel `[n_mels, frames]` back to audio: exp, undo the floor's effect only as far as it
-/// goes, NNLS to linear `|STFT|^power`, root to magnitude, then Griffin-Lim.
-/// `length` defaults to `hop * (frames - 1)` samples.
+/// Log-mel `[n_mels, frames]` back to audio: exp (clamped bins come back as the floor value),
+/// NNLS to linear `|STFT|^power`, the `power`-th root to magnitude, then Griffin-Lim.
+/// `length` defaults to `hop * (frames - 1)` samples. `on_stage` reports progress.
 pub fn log_mel_to_audio(
     cfg: &SpectrogramConfig,
     filterbank: &MelFilterbank,
@@ -223,12 +223,7 @@ mod tests {
             })
             .collect();
         let spec = stft.forward(&x);
-        let mag = Matrix::from_vec(
-            spec.n_frames,
-            spec.n_bins,
-            spec.data.iter().map(|c| c.norm()).collect(),
-        )
-        .transpose();
+        let mag = spec.magnitude();
         let sc = |iters: usize| {
             let cfg = GriffinLimConfig {
                 n_iter: iters,
@@ -236,12 +231,7 @@ mod tests {
             };
             let y = griffin_lim(&stft, &mag, x.len(), &cfg, &mut |_| {}).unwrap();
             let est = stft.forward(&y);
-            let est_mag = Matrix::from_vec(
-                est.n_frames,
-                est.n_bins,
-                est.data.iter().map(|c| c.norm()).collect(),
-            )
-            .transpose();
+            let est_mag = est.magnitude();
             crate::metrics::spectral_convergence(&mag, &est_mag)
         };
         let (few, many) = (sc(2), sc(32));

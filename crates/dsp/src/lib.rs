@@ -9,7 +9,33 @@
 //! (`tests/fixtures/make_golden.py`).
 //!
 //! Data flow: [`audio::load_mono`] -> [`features::LogMelExtractor`] -> log-mel [`Matrix`]
-//! -> [`griffin_lim::mel_to_audio`] -> [`audio::write_wav`].
+//! -> [`griffin_lim::log_mel_to_audio`] -> [`audio::write_wav`].
+//!
+//! ```
+//! use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
+//! use musicdiff_dsp::griffin_lim::{GriffinLimConfig, log_mel_to_audio};
+//!
+//! // One second of A440 at 22.05 kHz -> log-mel [80 mels, 1 + 22050/256 frames].
+//! let cfg = SpectrogramConfig::default();
+//! let extractor = LogMelExtractor::new(cfg)?;
+//! let tone: Vec<f32> = (0..22050)
+//!     .map(|i| (std::f32::consts::TAU * 440.0 * i as f32 / 22050.0).sin() * 0.5)
+//!     .collect();
+//! let log_mel = extractor.log_mel(&tone);
+//! assert_eq!(log_mel.shape(), (80, 87));
+//!
+//! // And back to a waveform of the same length.
+//! let audio = log_mel_to_audio(
+//!     &cfg,
+//!     extractor.filterbank(),
+//!     &log_mel,
+//!     Some(tone.len()),
+//!     &GriffinLimConfig::default(),
+//!     &mut |_| {},
+//! )?;
+//! assert_eq!(audio.len(), tone.len());
+//! # Ok::<(), musicdiff_dsp::DspError>(())
+//! ```
 
 pub mod atomic;
 pub mod audio;

@@ -16,6 +16,7 @@ use realfft::num_traits::{Float, FloatConst, Zero};
 use realfft::{ComplexToReal, FftNum, RealFftPlanner, RealToComplex};
 
 use crate::error::{DspError, Result};
+use crate::matrix::Matrix;
 
 /// Floating-point types the transforms run in (`f32`, `f64`).
 pub trait Real: FftNum + Float + FloatConst + Send + Sync {}
@@ -125,6 +126,16 @@ impl<T: Real> Spectrum<T> {
     /// Bins of frame `t`.
     pub fn frame(&self, t: usize) -> &[Complex<T>] {
         &self.data[t * self.n_bins..(t + 1) * self.n_bins]
+    }
+
+    /// `|X|` in librosa's layout, `[n_bins, frames]`.
+    pub fn magnitude(&self) -> Matrix<T> {
+        Matrix::from_vec(
+            self.n_frames,
+            self.n_bins,
+            self.data.iter().map(|c| c.norm()).collect(),
+        )
+        .transpose()
     }
 }
 

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use musicdiff_dsp::Matrix;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{self, GriffinLimConfig, PhaseInit};
@@ -48,17 +47,6 @@ pub struct RoundtripCmd {
     pub png: Option<PathBuf>,
     #[command(flatten)]
     pub spec: SpectrogramArgs,
-}
-
-/// `|STFT|` of `audio` as `[n_bins, frames]`, in `f32`.
-fn magnitude(stft: &Stft<f32>, audio: &[f32]) -> Matrix<f32> {
-    let spec = stft.forward(audio);
-    Matrix::from_vec(
-        spec.n_frames,
-        spec.n_bins,
-        spec.data.iter().map(|c| c.norm()).collect(),
-    )
-    .transpose()
 }
 
 pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
@@ -115,8 +103,8 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
     let t_write = t.elapsed().as_secs_f64();
     let t_total = total.elapsed().as_secs_f64();
 
-    let reference = magnitude(&stft, &loaded.mono);
-    let estimate = magnitude(&stft, &out);
+    let reference = stft.forward(&loaded.mono).magnitude();
+    let estimate = stft.forward(&out).magnitude();
     let seconds = loaded.mono.len() as f64 / cfg.sample_rate as f64;
     println!(
         "input                  {}: {:.2} s, {} Hz, {} channel(s)",
