@@ -11,7 +11,7 @@ the speed ratios:
 Timings are medians over repeats. Both sides use whatever threads they use by default on
 this machine (numpy's FFT is single-threaded; its BLAS and our rayon pool use every core).
 
-Usage: bench_dsp.py RUST_BENCH_BINARY [--seconds 30] [--repeats 5]
+Usage: bench_dsp.py RUST_BENCH_BINARY [--seconds 30] [--repeats 9]
 """
 
 import argparse
@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 import time
 
-import librosa
 import numpy as np
 import soundfile as sf
 
@@ -61,7 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("rust_bench")
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,6 +75,10 @@ def main() -> None:
                 check=True, capture_output=True, text=True,
             ).stdout
         )
+
+        # Import librosa only now: importing it starts background work (numba, thread pools)
+        # that would steal a core from the Rust timings above.
+        import librosa
 
         y, _ = sf.read(wav, dtype="float32")
 
@@ -94,6 +97,8 @@ def main() -> None:
 
         ours_logmel = np.load(tmp / "rust_logmel.npy")
         ours_gl, _ = sf.read(tmp / "rust_gl.wav", dtype="float32")
+
+    import librosa
 
     def sc(signal):
         s = np.abs(librosa.stft(signal, n_fft=1024, hop_length=256))

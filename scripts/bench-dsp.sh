@@ -3,7 +3,7 @@
 # (a) log-mel and (b) 32-iteration fast Griffin-Lim. Prints times, speed-up ratios and how
 # closely the outputs agree. Installs the pinned Python peer (librosa) with pip if missing.
 #
-# Usage: scripts/bench-dsp.sh [--seconds 30] [--repeats 5]
+# Usage: scripts/bench-dsp.sh [--seconds 30] [--repeats 9]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

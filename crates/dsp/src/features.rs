@@ -151,15 +151,18 @@ impl LogMelExtractor {
         let power = self.cfg.power;
         let fb = &self.filterbank;
         let mut out = Matrix::zeros(frames, n_mels);
-        self.stft
-            .for_each_frame(audio, out.as_mut_slice(), n_mels, |_, bins, o| {
-                let mut scratch = Vec::with_capacity(bins.len());
-                let mut mel = vec![0.0; n_mels];
-                fb.apply_complex_frame(bins, power, &mut scratch, &mut mel);
-                for (v, &m) in o.iter_mut().zip(&mel) {
+        self.stft.for_each_frame(
+            audio,
+            out.as_mut_slice(),
+            n_mels,
+            || (Vec::new(), vec![0.0; n_mels]),
+            |(scratch, mel), bins, o| {
+                fb.apply_complex_frame(bins, power, scratch, mel);
+                for (v, &m) in o.iter_mut().zip(mel.iter()) {
                     *v = f(m);
                 }
-            });
+            },
+        );
         out.transpose()
     }
 

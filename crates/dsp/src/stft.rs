@@ -8,7 +8,7 @@
 //! The transform is generic over `f32` and `f64`: analysis uses `f64` for librosa-level
 //! accuracy, Griffin-Lim uses `f32` for speed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
@@ -156,7 +156,8 @@ pub struct Stft<T: Real> {
     cfg: StftConfig,
     window: Vec<T>,
     r2c: Arc<dyn RealToComplex<T>>,
-    c2r: Arc<dyn ComplexToReal<T>>,
+    /// Planned on first use: analysis-only users never pay for it.
+    c2r: OnceLock<Arc<dyn ComplexToReal<T>>>,
 }
 
 impl<T: Real> Stft<T> {
@@ -168,7 +169,7 @@ impl<T: Real> Stft<T> {
             cfg,
             window: hann_window(cfg.win_length, cfg.n_fft),
             r2c: planner.plan_fft_forward(cfg.n_fft),
-            c2r: planner.plan_fft_inverse(cfg.n_fft),
+            c2r: OnceLock::new(),
         })
     }
 
@@ -205,17 +206,21 @@ impl<T: Real> Stft<T> {
         }
     }
 
-    /// Runs `per_frame(t, bins)` on the spectrum of every frame of `signal`, in parallel.
-    /// This is the building block for features that never need the whole complex spectrum.
-    pub fn for_each_frame<O, F>(
+    /// Runs `per_frame(state, bins, out)` on the spectrum of every frame of `signal`, in
+    /// parallel, `out` being that frame's `per_frame_len` slots of the output. `init` makes
+    /// per-thread scratch `state`. This is the building block for features that never need
+    /// the whole complex spectrum.
+    pub fn for_each_frame<O, S, I, F>(
         &self,
         signal: &[T],
         out: &mut [O],
         per_frame_len: usize,
+        init: I,
         per_frame: F,
     ) where
         O: Send,
-        F: Fn(usize, &[Complex<T>], &mut [O]) + Sync,
+        I: Fn() -> S + Sync + Send,
+        F: Fn(&mut S, &[Complex<T>], &mut [O]) + Sync + Send,
     {
         let n_frames = self.cfg.n_frames(signal.len());
         assert_eq!(out.len(), n_frames * per_frame_len, "output size mismatch");
@@ -228,14 +233,15 @@ impl<T: Real> Stft<T> {
                     self.r2c.make_input_vec(),
                     self.r2c.make_output_vec(),
                     self.r2c.make_scratch_vec(),
+                    init(),
                 )
             },
-            |(buf, spec, scratch), (t, o)| {
+            |(buf, spec, scratch, state), (t, o)| {
                 self.load_frame(signal, t, buf);
                 self.r2c
                     .process_with_scratch(buf, spec, scratch)
                     .expect("buffer sizes come from the plan");
-                per_frame(t, spec, o);
+                per_frame(state, spec, o);
             },
         );
     }
@@ -254,9 +260,13 @@ impl<T: Real> Stft<T> {
         spec.n_bins = n_bins;
         spec.n_frames = self.cfg.n_frames(signal.len());
         spec.data.resize(spec.n_frames * n_bins, Complex::zero());
-        self.for_each_frame(signal, &mut spec.data, n_bins, |_, bins, o| {
-            o.copy_from_slice(bins)
-        });
+        self.for_each_frame(
+            signal,
+            &mut spec.data,
+            n_bins,
+            || (),
+            |_, bins, o| o.copy_from_slice(bins),
+        );
     }
 
     /// Inverse STFT by windowed overlap-add. With `length`, the output has exactly that many
@@ -286,6 +296,9 @@ impl<T: Real> Stft<T> {
             "spectrum has the wrong bin count"
         );
         let scale = T::one() / cast::<T>(n_fft as f64);
+        let c2r = self
+            .c2r
+            .get_or_init(|| RealFftPlanner::<T>::new().plan_fft_inverse(n_fft));
 
         // 1. Per-frame inverse FFT times the synthesis window: frames [n_frames][n_fft].
         frames.resize(n_frames * n_fft, T::zero());
@@ -293,7 +306,7 @@ impl<T: Real> Stft<T> {
             .par_chunks_mut(n_fft)
             .zip(spec.data.par_chunks(spec.n_bins))
             .for_each_init(
-                || (self.c2r.make_input_vec(), self.c2r.make_scratch_vec()),
+                || (c2r.make_input_vec(), c2r.make_scratch_vec()),
                 |(bins, scratch), (frame, src)| {
                     bins.copy_from_slice(src);
                     // A real signal's DC and Nyquist bins are real; numpy's irfft ignores
@@ -303,8 +316,7 @@ impl<T: Real> Stft<T> {
                     if n_fft.is_multiple_of(2) {
                         bins[last].im = T::zero();
                     }
-                    self.c2r
-                        .process_with_scratch(bins, frame, scratch)
+                    c2r.process_with_scratch(bins, frame, scratch)
                         .expect("buffer sizes come from the plan");
                     for (x, w) in frame.iter_mut().zip(&self.window) {
                         *x = *x * *w * scale;
