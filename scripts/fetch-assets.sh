@@ -127,7 +127,7 @@ fi
 
 # --- MMA ----------------------------------------------------------------------------------
 mma_sha=c939576fdd7f31732cf28c32857789dea318302cacdffaa54bb0f38f5161d2c4
-if sha_ok "$assets/mma/MMA/main.py" "$mma_sha" && [ -f "$assets/mma/.db-built" ]; then
+if sha_ok "$assets/mma/MMA/main.py" "$mma_sha"; then
   say "mma present"
 else
   command -v python3 >/dev/null || die "python3 is needed to run MMA"
@@ -140,12 +140,15 @@ else
   cp "$tmp/usr/bin/mma" "$assets/mma.part/mma.py"
   mkdir -p "$assets/mma.part/plugins"
   verify "$assets/mma.part/MMA/main.py" "$mma_sha" mma
-  say "building the MMA groove database"
-  (cd "$assets/mma.part" && python3 mma.py -G >/dev/null) || die "MMA could not index its grooves"
-  touch "$assets/mma.part/.db-built"
   rm -rf "$assets/mma" && mv "$assets/mma.part" "$assets/mma"
   rm -rf "$tmp" "$deb"
   say "installed mma/"
+fi
+# The groove database records absolute paths: (re)build it wherever the library now is.
+if [ "$(cat "$assets/mma/.db-built" 2>/dev/null)" != "$assets/mma" ]; then
+  say "building the MMA groove database"
+  (cd "$assets/mma" && python3 mma.py -G >/dev/null) || die "MMA could not index its grooves"
+  echo "$assets/mma" > "$assets/mma/.db-built"
 fi
 
 # --- music21 corpus -----------------------------------------------------------------------

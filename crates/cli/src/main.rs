@@ -13,6 +13,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use musicdiff_data::DataError;
 use musicdiff_dsp::DspError;
 
 /// Text-to-music generation with a diffusion transformer over mel-spectrograms, built to train
@@ -34,6 +35,8 @@ enum Command {
     Spec(commands::spec::SpecCmd),
     /// Audio -> log-mel -> audio (Griffin-Lim), reporting how close the result is.
     Roundtrip(commands::roundtrip::RoundtripCmd),
+    /// Build the captioned music corpus from MMA grooves and SoundFonts.
+    Corpus(commands::corpus::CorpusCmd),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec(cmd) => commands::spec::run(cmd, &ui),
         Command::Roundtrip(cmd) => commands::roundtrip::run(cmd, &ui),
+        Command::Corpus(cmd) => commands::corpus::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,7 +86,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             2
         }
         Some(_) => 1,
-        None => 1,
+        None => match err.downcast_ref::<DataError>() {
+            Some(DataError::MissingAsset { .. } | DataError::Invalid { .. }) => 2,
+            _ => 1,
+        },
     }
 }
 

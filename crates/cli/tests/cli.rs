@@ -260,3 +260,49 @@ fn unwritable_output_is_reported_with_its_path() {
         "error: cannot write /nonexistent-dir/x.png: its directory does not exist"
     );
 }
+
+#[test]
+fn corpus_build_without_assets_says_how_to_install_them() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_musicdiff"))
+        .args([
+            "corpus",
+            "build",
+            "--out",
+            s(&out.path().join("c")),
+            "--hours",
+            "0.01",
+        ])
+        .env("MUSICDIFF_ASSETS", out.path().join("no-assets-here"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
+    assert!(err.contains("no-assets-here"), "{err}");
+    assert!(!out.path().join("c").exists());
+}
+
+#[test]
+fn corpus_build_renders_a_tiny_corpus() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("corpus");
+    let o = musicdiff(&[
+        "-q",
+        "corpus",
+        "build",
+        "--out",
+        s(&dir),
+        "--hours",
+        "0.01",
+        "--clip-seconds",
+        "6",
+        "--soundfont",
+        "TimGM6mb.sf2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("6 rendered now"), "{}", stdout(&o));
+    let lines = std::fs::read_to_string(dir.join("train/metadata.jsonl")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("test/metadata.jsonl")).unwrap_or_default();
+    assert_eq!(lines.lines().count(), 6);
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod corpus;
 pub mod roundtrip;
 pub mod spec;
 

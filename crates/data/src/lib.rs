@@ -1,0 +1,18 @@
+//! Data for musicdiff: the captioned music corpus builder (MMA grooves rendered with SoundFonts,
+//! captions from the sources' metadata and the MIDI itself) and, in later steps, readers for
+//! user datasets and the shard writer/loader.
+//!
+//! Layout follows the Hugging Face AudioFolder convention (`metadata.jsonl` beside the audio,
+//! `file_name` relative to it) so that corpora built here and datasets from elsewhere are read
+//! the same way.
+
+pub mod assets;
+pub mod caption;
+pub mod corpus;
+pub mod error;
+pub mod gm;
+pub mod midi;
+pub mod mma;
+pub mod rng;
+
+pub use error::{DataError, Result};
