@@ -1,18 +1,21 @@
-//! The captioned corpus builder: plans clips from the sources, renders them in parallel, and
+//! The captioned corpus builder: plans clips from the sources (MMA grooves, music21 folk
+//! tunes), renders them in parallel with SoundFonts, and
 //! writes a Hugging Face AudioFolder (`DIR/{train,test}/*.wav` + `metadata.jsonl`).
 //!
 //! Every clip is a pure function of (seed, clip index), so a build can be interrupted and
 //! resumed (finished clips, marked by their JSON sidecar, are kept) and gives the same corpus
 //! whatever the thread count. The test split holds out whole styles, so no test clip shares
-//! a groove with training.
+//! a groove or a tune with training.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::abc::{self, Tune};
 use crate::caption::{self, Facts};
 use crate::error::{DataError, Result};
 use crate::midi::{self, Renderer};
@@ -107,33 +110,124 @@ pub struct CorpusReport {
     /// Hours of audio in the corpus.
     pub hours: f64,
     pub seconds_elapsed: f64,
-    /// Grooves available and styles held out for testing.
+    /// Grooves and folk tunes available, and styles held out for testing.
     pub grooves: usize,
+    pub tunes: usize,
     pub test_styles: Vec<String>,
+    /// Clips per source in the corpus.
+    pub mma_clips: usize,
+    pub tune_clips: usize,
+    /// Scores in formats without a converter here (MusicXML, kern), not used.
+    pub skipped_scores: abc::Skipped,
 }
 
-/// Is `style` held out for the test split?
-fn is_test_style(style: &str, fraction: f64) -> bool {
-    (stable_hash(style) % 10_000) as f64 / 10_000.0 < fraction
+/// Is the item named `key` held out for the test split?
+fn is_test(key: &str, fraction: f64) -> bool {
+    (stable_hash(key) % 10_000) as f64 / 10_000.0 < fraction
 }
+
+/// Where the music comes from.
+pub struct Sources {
+    /// MMA's home directory (`assets::mma_home`).
+    pub mma_home: PathBuf,
+    /// The music21 corpus and the abc2midi executable, when folk tunes are wanted.
+    pub music21: Option<(PathBuf, PathBuf)>,
+}
+
+/// The source of one clip.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Groove(&'a Groove),
+    Tune(&'a Tune),
+}
+
+impl Item<'_> {
+    fn id(&self, index: usize) -> String {
+        match self {
+            Item::Groove(g) => format!("mma-{index:06}-{}", g.name.to_lowercase()),
+            Item::Tune(t) => format!(
+                "abc-{index:06}-{}-{}",
+                t.collection
+                    .to_lowercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+                t.number
+            ),
+        }
+    }
+
+    /// Whole styles and whole tunes are held out, never single clips of them.
+    fn split(&self, cfg: &CorpusConfig) -> &'static str {
+        let key = match self {
+            Item::Groove(g) => g.style.clone(),
+            Item::Tune(t) => t.key_id(),
+        };
+        if is_test(&key, cfg.test_fraction) {
+            "test"
+        } else {
+            "train"
+        }
+    }
+}
+
+/// Licences of the SoundFonts that scripts/fetch-assets.sh installs.
+fn soundfont_license(name: &str) -> &'static str {
+    match name {
+        "FluidR3_GM" => "MIT",
+        "TimGM6mb" => "GPL-2.0",
+        _ => "see the SoundFont's own terms",
+    }
+}
+
+/// Shortest clip worth keeping, in seconds.
+const MIN_CLIP_SECONDS: f64 = 4.0;
 
 /// Renders one clip; returns its metadata.
 fn render_clip(
     index: usize,
-    groove: &Groove,
+    item: Item,
     cfg: &CorpusConfig,
-    mma_home: &Path,
+    sources: &Sources,
     renderers: &[Renderer],
 ) -> Result<ClipMeta> {
     let mut rng = Rng::for_item(cfg.seed, index as u64);
-    let song = Song::random(groove, cfg.clip_seconds, &mut rng);
     let renderer = rng.choose(renderers);
-    let id = clip_id(index, groove);
+    let id = item.id(index);
     let work = tempfile::tempdir().map_err(|e| DataError::io(std::env::temp_dir(), e))?;
-    let midi_bytes = song.render_midi(mma_home, work.path(), &id)?;
-    let midi_bytes = midi::remap_programs(&midi_bytes, &id, &mut rng, cfg.remap_probability)?;
+    let mut beat_bpm = None;
+    let (midi_bytes, max_seconds, song) = match item {
+        Item::Groove(g) => {
+            let song = Song::random(g, cfg.clip_seconds, &mut rng);
+            let bytes = song.render_midi(&sources.mma_home, work.path(), &id)?;
+            let bytes = midi::remap_programs(&bytes, &id, &mut rng, cfg.remap_probability)?;
+            let max = song.seconds() + 1.0;
+            (bytes, max, Some(song))
+        }
+        Item::Tune(t) => {
+            let (_, abc2midi) = sources.music21.as_ref().expect("tunes come with abc2midi");
+            let program = *rng.choose(abc::MELODY_PROGRAMS);
+            let (text, bpm) = t.to_abc(program, &mut rng);
+            beat_bpm = bpm;
+            let bytes = abc::abc_to_midi(abc2midi, &text, work.path(), &id)?;
+            (bytes, cfg.clip_seconds, None)
+        }
+    };
     let info = midi::analyze(&midi_bytes, &id)?;
-    let mut audio = renderer.render(&midi_bytes, &id, 1.0, song.seconds() + 1.0)?;
+    let mut audio = renderer.render(&midi_bytes, &id, 1.0, max_seconds)?;
+    let seconds = audio.len() as f64 / cfg.sample_rate as f64;
+    if seconds < MIN_CLIP_SECONDS {
+        return Err(DataError::Midi {
+            source_id: id,
+            detail: format!("only {seconds:.1} s long"),
+        });
+    }
+    if matches!(item, Item::Tune(_)) && seconds >= max_seconds - 1e-3 {
+        // The tune goes on past the clip: fade out over half a second instead of a cut.
+        let n = (0.5 * cfg.sample_rate as f64) as usize;
+        let len = audio.len();
+        for (k, v) in audio[len - n..].iter_mut().enumerate() {
+            *v *= 1.0 - k as f32 / n as f32;
+        }
+    }
     let gain = midi::normalise(&mut audio, -20.0, 0.98);
     if gain == 1.0 && audio.iter().all(|v| v.abs() < 1e-6) {
         return Err(DataError::Midi {
@@ -141,44 +235,78 @@ fn render_clip(
             detail: "rendered silence".into(),
         });
     }
-    let split = split_of(groove, cfg);
+    let split = item.split(cfg);
     let dir = cfg.out.join(split);
-    let wav = dir.join(format!("{id}.wav"));
-    write_wav(&wav, &audio, cfg.sample_rate, WavFormat::Pcm16)?;
+    write_wav(
+        &dir.join(format!("{id}.wav")),
+        &audio,
+        cfg.sample_rate,
+        WavFormat::Pcm16,
+    )?;
 
-    let time_signature = format!("{}/4", groove.beats);
-    let facts = Facts {
-        genre: groove.genre.to_string(),
-        description: Some(groove.description.clone()),
-        instruments: info.instruments.clone(),
-        bpm: song.bpm as f64,
-        key: Some(song.key()),
-        time_signature: Some(time_signature.clone()),
-        artist: None,
+    let sf_license = format!(
+        "SoundFont {}: {}",
+        renderer.name(),
+        soundfont_license(renderer.name())
+    );
+    let (facts, source, license) = match (item, song) {
+        (Item::Groove(g), Some(song)) => (
+            Facts {
+                genre: g.genre.to_string(),
+                description: Some(g.description.clone()),
+                instruments: info.instruments.clone(),
+                bpm: song.bpm as f64,
+                key: Some(song.key()),
+                time_signature: Some(format!("{}/4", g.beats)),
+                artist: Some(
+                    g.author
+                        .as_ref()
+                        .map(|a| format!("MMA groove library ({a})"))
+                        .unwrap_or_else(|| "MMA groove library".into()),
+                ),
+            },
+            format!("mma:{}/{}", g.style, g.name),
+            format!("MMA groove library: GPL-2.0-or-later; {sf_license}"),
+        ),
+        (Item::Tune(t), _) => (
+            Facts {
+                genre: t.genre(),
+                description: Some(format!("\"{}\"", t.title)),
+                instruments: info.instruments.clone(),
+                bpm: beat_bpm.or(info.bpm).unwrap_or(120.0).round(),
+                key: t.key.clone().or(info.key.clone()),
+                time_signature: t
+                    .meter
+                    .clone()
+                    .or_else(|| info.time_signature.map(|(n, d)| format!("{n}/{d}"))),
+                artist: Some(t.artist()),
+            },
+            format!("music21:{}#{}", t.file, t.number),
+            format!("traditional tune, public domain (music21 corpus); {sf_license}"),
+        ),
+        (Item::Groove(_), None) => unreachable!("a groove always comes with its song"),
     };
-    let (caption, captions) = caption::caption(&facts, &mut rng);
+    let (caption, captions) = caption::caption(
+        &Facts {
+            artist: None,
+            ..facts.clone()
+        },
+        &mut rng,
+    );
     let meta = ClipMeta {
         file_name: format!("{id}.wav"),
         caption,
         captions,
-        genre: groove.genre.to_string(),
-        artist: groove
-            .author
-            .as_ref()
-            .map(|a| format!("MMA groove library ({a})"))
-            .unwrap_or_else(|| "MMA groove library".into()),
-        bpm: song.bpm as f64,
-        key: song.key(),
-        time_signature,
+        genre: facts.genre,
+        artist: facts.artist.unwrap_or_default(),
+        bpm: facts.bpm,
+        key: facts.key.unwrap_or_default(),
+        time_signature: facts.time_signature.unwrap_or_default(),
         instruments: info.instruments,
         // Microseconds are plenty, and short decimals read back exactly.
-        duration: (audio.len() as f64 / cfg.sample_rate as f64 * 1e6).round() / 1e6,
-        source: format!("mma:{}/{}", groove.style, groove.name),
-        license: format!(
-            "MMA groove library: GPL-2.0-or-later; SoundFont {}: {}",
-            renderer.name(),
-            soundfont_license(renderer.name())
-        ),
+        duration: (seconds * 1e6).round() / 1e6,
+        source,
+        license,
         soundfont: renderer.name().to_string(),
     };
     let sidecar = dir.join(format!("{id}.json"));
@@ -191,31 +319,10 @@ fn render_clip(
     Ok(meta)
 }
 
-/// Licences of the SoundFonts that scripts/fetch-assets.sh installs.
-fn soundfont_license(name: &str) -> &'static str {
-    match name {
-        "FluidR3_GM" => "MIT",
-        "TimGM6mb" => "GPL-2.0",
-        _ => "see the SoundFont's own terms",
-    }
-}
-
-fn clip_id(index: usize, groove: &Groove) -> String {
-    format!("mma-{index:06}-{}", groove.name.to_lowercase())
-}
-
-fn split_of(groove: &Groove, cfg: &CorpusConfig) -> &'static str {
-    if is_test_style(&groove.style, cfg.test_fraction) {
-        "test"
-    } else {
-        "train"
-    }
-}
-
 /// A finished clip from an earlier run, if both its audio and sidecar exist.
-fn finished(index: usize, groove: &Groove, cfg: &CorpusConfig) -> Option<ClipMeta> {
-    let dir = cfg.out.join(split_of(groove, cfg));
-    let id = clip_id(index, groove);
+fn finished(index: usize, item: Item, cfg: &CorpusConfig) -> Option<ClipMeta> {
+    let dir = cfg.out.join(item.split(cfg));
+    let id = item.id(index);
     if !dir.join(format!("{id}.wav")).exists() {
         return None;
     }
@@ -223,21 +330,36 @@ fn finished(index: usize, groove: &Groove, cfg: &CorpusConfig) -> Option<ClipMet
     serde_json::from_str(&text).ok()
 }
 
-/// Builds (or resumes) the corpus. `progress(done, total)` is called after each clip.
+/// A seeded permutation of `0..n`.
+fn shuffled(n: usize, seed: u64, salt: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::for_item(seed, salt);
+    for i in (1..n).rev() {
+        order.swap(i, rng.range(0, i as u64 + 1) as usize);
+    }
+    order
+}
+
+/// Builds (or resumes) the corpus: three clips in five from MMA grooves and, when the music21
+/// corpus is given, two in five from folk tunes. `progress(done, total)` follows each clip.
 pub fn build(
     cfg: &CorpusConfig,
-    mma_home: &Path,
+    sources: &Sources,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<CorpusReport> {
     cfg.validate()?;
     let start = Instant::now();
-    let grooves = mma::load_grooves(mma_home)?;
+    let grooves = mma::load_grooves(&sources.mma_home)?;
     if grooves.is_empty() {
         return Err(DataError::MissingAsset {
             what: "MMA grooves",
-            path: mma_home.join("lib/stdlib"),
+            path: sources.mma_home.join("lib/stdlib"),
         });
     }
+    let (tunes, skipped) = match &sources.music21 {
+        Some((corpus, _)) => abc::load_tunes(corpus)?,
+        None => (Vec::new(), abc::Skipped::default()),
+    };
     let renderers = cfg
         .soundfonts
         .iter()
@@ -248,39 +370,48 @@ pub fn build(
         std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;
     }
     let n = cfg.n_clips();
-    // Visit grooves in a seeded order so that small builds still cover many styles.
-    let mut order: Vec<usize> = (0..grooves.len()).collect();
-    let mut rng = Rng::for_item(cfg.seed, u64::MAX);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.range(0, i as u64 + 1) as usize);
-    }
-    let groove_of = |i: usize| &grooves[order[i % order.len()]];
+    // Seeded visiting orders, so that small builds still cover many styles and collections.
+    let groove_order = shuffled(grooves.len(), cfg.seed, u64::MAX);
+    let tune_order = shuffled(tunes.len(), cfg.seed, u64::MAX - 1);
+    let item_of = |i: usize| -> Item {
+        let (block, slot) = (i / 5, i % 5);
+        if tunes.is_empty() || slot < 3 {
+            let j = if tunes.is_empty() {
+                i
+            } else {
+                block * 3 + slot
+            };
+            Item::Groove(&grooves[groove_order[j % grooves.len()]])
+        } else {
+            let k = block * 2 + (slot - 3);
+            Item::Tune(&tunes[tune_order[k % tunes.len()]])
+        }
+    };
 
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let resumed = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
-    let resumed = std::sync::atomic::AtomicUsize::new(0);
     let metas: Vec<Option<ClipMeta>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let g = groove_of(i);
-            let result = match finished(i, g, cfg) {
+            let item = item_of(i);
+            let result = match finished(i, item, cfg) {
                 Some(m) => {
-                    resumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    resumed.fetch_add(1, Ordering::Relaxed);
                     Some(m)
                 }
-                None => match render_clip(i, g, cfg, mma_home, &renderers) {
+                None => match render_clip(i, item, cfg, sources, &renderers) {
                     Ok(m) => Some(m),
                     Err(e) => {
                         failed
                             .lock()
                             .expect("no panics while holding the lock")
-                            .push((clip_id(i, g), e.to_string()));
+                            .push((item.id(i), e.to_string()));
                         None
                     }
                 },
             };
-            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress(d, n);
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, n);
             result
         })
         .collect();
@@ -289,11 +420,14 @@ pub fn build(
         resumed: resumed.into_inner(),
         failed: failed.into_inner().expect("lock not poisoned"),
         grooves: grooves.len(),
+        tunes: tunes.len(),
+        skipped_scores: skipped,
         ..Default::default()
     };
+    report.failed.sort();
     let mut styles: Vec<String> = grooves
         .iter()
-        .filter(|g| is_test_style(&g.style, cfg.test_fraction))
+        .filter(|g| is_test(&g.style, cfg.test_fraction))
         .map(|g| g.style.clone())
         .collect();
     styles.dedup();
@@ -303,8 +437,13 @@ pub fn build(
         let mut count = 0;
         for (i, m) in metas.iter().enumerate() {
             let Some(m) = m else { continue };
-            if split_of(groove_of(i), cfg) != split {
+            let item = item_of(i);
+            if item.split(cfg) != split {
                 continue;
+            }
+            match item {
+                Item::Groove(_) => report.mma_clips += 1,
+                Item::Tune(_) => report.tune_clips += 1,
             }
             lines.push_str(&serde_json::to_string(m).expect("metadata serialises"));
             lines.push('\n');

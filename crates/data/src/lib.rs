@@ -6,6 +6,7 @@
 //! `file_name` relative to it) so that corpora built here and datasets from elsewhere are read
 //! the same way.
 
+pub mod abc;
 pub mod assets;
 pub mod caption;
 pub mod corpus;

@@ -24,6 +24,17 @@ fn config(out: &Path) -> CorpusConfig {
     }
 }
 
+fn sources() -> corpus::Sources {
+    let hint = "run scripts/fetch-assets.sh --minimal";
+    corpus::Sources {
+        mma_home: assets::mma_home().expect(hint),
+        music21: Some((
+            assets::music21_corpus().expect(hint),
+            assets::abc2midi().expect(hint),
+        )),
+    }
+}
+
 fn read_meta(path: &Path) -> Vec<ClipMeta> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -36,7 +47,7 @@ fn read_meta(path: &Path) -> Vec<ClipMeta> {
 fn tiny_corpus_builds_resumes_and_holds_out_styles() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let mma = assets::mma_home().expect("run scripts/fetch-assets.sh --minimal");
+    let mma = sources();
     let report = corpus::build(&cfg, &mma, &|_, _| {}).unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.train_clips + report.test_clips, cfg.n_clips());
@@ -68,10 +79,14 @@ fn tiny_corpus_builds_resumes_and_holds_out_styles() {
                 m.caption.contains(&m.genre)
                     || m.caption.to_lowercase().contains(&m.genre.to_lowercase())
             );
-            assert!(m.source.starts_with("mma:"));
+            assert!(m.source.starts_with("mma:") || m.source.starts_with("music21:"));
         }
     }
-    // Styles never straddle the split.
+    // Both sources are present.
+    let all: Vec<&ClipMeta> = train.iter().chain(test.iter()).collect();
+    assert!(all.iter().any(|m| m.source.starts_with("mma:")));
+    assert!(all.iter().any(|m| m.source.starts_with("music21:")));
+    // Styles (and tunes) never straddle the split.
     let style = |m: &ClipMeta| m.source.split('/').next().unwrap().to_string();
     let train_styles: HashSet<String> = train.iter().map(style).collect();
     assert!(test.iter().all(|m| !train_styles.contains(&style(m))));
@@ -108,7 +123,7 @@ fn bad_options_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.hours = 0.0;
-    let mma = assets::mma_home().unwrap();
+    let mma = sources();
     let err = corpus::build(&cfg, &mma, &|_, _| {})
         .unwrap_err()
         .to_string();

@@ -1,5 +1,6 @@
 //! `musicdiff corpus build`: renders the captioned training corpus (MMA grooves over random
-//! keys, tempos and progressions, several SoundFonts) into a Hugging Face AudioFolder.
+//! keys, tempos and progressions, and folk tunes from the music21 corpus, with several
+//! SoundFonts) into a Hugging Face AudioFolder.
 
 use std::path::PathBuf;
 
@@ -49,6 +50,9 @@ pub struct BuildArgs {
     /// Chance that an instrument is swapped for another of its General MIDI family.
     #[arg(long, value_name = "P", default_value_t = 0.3)]
     pub remap: f64,
+    /// Use only MMA grooves (no folk tunes from the music21 corpus).
+    #[arg(long)]
+    pub no_folk: bool,
 }
 
 pub fn run(cmd: CorpusCmd, ui: &Ui) -> anyhow::Result<()> {
@@ -84,9 +88,16 @@ fn build(args: BuildArgs, ui: &Ui) -> anyhow::Result<()> {
         test_fraction: args.test_fraction,
         remap_probability: args.remap,
     };
-    let mma = assets::mma_home()?;
+    let sources = corpus::Sources {
+        mma_home: assets::mma_home()?,
+        music21: if args.no_folk {
+            None
+        } else {
+            Some((assets::music21_corpus()?, assets::abc2midi()?))
+        },
+    };
     let bar = ui.bar(cfg.n_clips() as u64, "rendering");
-    let report = corpus::build(&cfg, &mma, &|done, _| bar.set_position(done as u64))?;
+    let report = corpus::build(&cfg, &sources, &|done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     for (id, why) in report.failed.iter().take(10) {
         ui.note(format!("skipped {id}: {why}"));
@@ -102,8 +113,16 @@ fn build(args: BuildArgs, ui: &Ui) -> anyhow::Result<()> {
         report.failed.len()
     );
     println!(
-        "sources: {} MMA grooves; test split holds out the styles {}",
+        "sources: {} clips from {} MMA grooves, {} clips from {} folk tunes (music21 ABC); not used: {} MusicXML and {} kern scores (no converter here)",
+        report.mma_clips,
         report.grooves,
+        report.tune_clips,
+        report.tunes,
+        report.skipped_scores.musicxml,
+        report.skipped_scores.kern
+    );
+    println!(
+        "test split: whole tunes and the styles {}",
         report.test_styles.join(", ")
     );
     println!(
