@@ -35,8 +35,10 @@ enum Command {
     Spec(commands::spec::SpecCmd),
     /// Audio -> log-mel -> audio (Griffin-Lim), reporting how close the result is.
     Roundtrip(commands::roundtrip::RoundtripCmd),
-    /// Build the captioned music corpus from MMA grooves and SoundFonts.
+    /// Build the captioned music corpus from MMA grooves, folk tunes and SoundFonts.
     Corpus(commands::corpus::CorpusCmd),
+    /// Inspect datasets.
+    Data(commands::data::DataCmd),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Spec(cmd) => commands::spec::run(cmd, &ui),
         Command::Roundtrip(cmd) => commands::roundtrip::run(cmd, &ui),
         Command::Corpus(cmd) => commands::corpus::run(cmd, &ui),
+        Command::Data(cmd) => commands::data::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,9 +80,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             | DspError::NoSamples { .. }
             | DspError::InvalidParameter { .. },
         ) => 2,
-        Some(DspError::Io { source, .. })
+        Some(DspError::Io { cause, .. })
             if matches!(
-                source.kind(),
+                cause.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ) =>
         {
@@ -87,7 +90,12 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         Some(_) => 1,
         None => match err.downcast_ref::<DataError>() {
-            Some(DataError::MissingAsset { .. } | DataError::Invalid { .. }) => 2,
+            Some(
+                DataError::MissingAsset { .. }
+                | DataError::Invalid { .. }
+                | DataError::Json { .. }
+                | DataError::Io { .. },
+            ) => 2,
             _ => 1,
         },
     }

@@ -160,6 +160,7 @@ fn assert_bad_input(args: &[&str], out_dir: &Path, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "expected '{n}' in: {err}");
     }
+
     let left: Vec<_> = std::fs::read_dir(out_dir).unwrap().collect();
     assert!(left.is_empty(), "output left behind: {left:?}");
 }
@@ -188,7 +189,7 @@ fn bad_inputs_fail_cleanly() {
 
     let cases: [(&Path, &[&str]); 6] = [
         (&missing, &["missing.wav", "No such file"]),
-        (&empty, &["empty.wav", "empty"]),
+        (&empty, &["empty.wav", "file is empty"]),
         (&text, &["readme.wav", "not a recognised audio file"]),
         (&truncated, &["truncated.wav", "truncated"]),
         (&corrupt, &["corrupt.flac", "corrupt"]),
@@ -213,6 +214,21 @@ fn bad_inputs_fail_cleanly() {
             needles,
         );
     }
+}
+
+/// Regression: I/O errors once printed their reason twice through the error chain.
+#[test]
+fn a_missing_input_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.wav");
+    let o = musicdiff(&["spec", s(&missing), "-o", s(&dir.path().join("x.png"))]);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "error: {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
 }
 
 #[test]
@@ -305,4 +321,46 @@ fn corpus_build_renders_a_tiny_corpus() {
     let lines = std::fs::read_to_string(dir.join("train/metadata.jsonl")).unwrap_or_default()
         + &std::fs::read_to_string(dir.join("test/metadata.jsonl")).unwrap_or_default();
     assert_eq!(lines.lines().count(), 6);
+}
+
+#[test]
+fn data_stats_summarises_an_audiofolder() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train");
+    std::fs::create_dir_all(&train).unwrap();
+    for (name, secs) in [("a.wav", 3.0f32), ("b.wav", 12.0)] {
+        let samples = vec![0.1f32; (secs * 8000.0) as usize];
+        musicdiff_dsp::audio::write_wav(
+            &train.join(name),
+            &samples,
+            8000,
+            musicdiff_dsp::audio::WavFormat::Pcm16,
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        train.join("metadata.jsonl"),
+        "{\"file_name\": \"a.wav\", \"text\": \"soft piano\", \"genre\": \"ambient\", \"instruments\": [\"piano\"]}\n\
+         {\"file_name\": \"b.wav\", \"text\": \"loud drums\", \"genre\": \"rock\", \"instruments\": \"drums, bass\"}\n\
+         {\"file_name\": \"c.wav\"}\n",
+    )
+    .unwrap();
+    let o = musicdiff(&["data", "stats", s(dir.path()), "--caption-column", "text"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("2 clips (train 2)"), "{out}");
+    assert!(out.contains("1 rows skipped"), "{out}");
+    assert!(
+        out.contains("min 3.0 s, median 12.0 s, max 12.0 s"),
+        "{out}"
+    );
+    assert!(out.contains("top genres: ambient (1), rock (1)"), "{out}");
+    assert!(
+        out.contains("bass (1)") && out.contains("piano (1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- soft piano") && out.contains("- loud drums"),
+        "{out}"
+    );
 }

@@ -14,11 +14,12 @@ pub enum DataError {
     )]
     MissingAsset { what: &'static str, path: PathBuf },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Carried in the message rather than as a `source()`, so that printing the error
+        /// chain does not repeat it.
+        cause: std::io::Error,
     },
     /// An external tool (mma, abc2midi) failed on one input.
     #[error("{tool} failed on {input}: {detail}")]
@@ -48,7 +49,7 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

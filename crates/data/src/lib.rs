@@ -8,6 +8,7 @@
 
 pub mod abc;
 pub mod assets;
+pub mod audiofolder;
 pub mod caption;
 pub mod corpus;
 pub mod error;
@@ -15,5 +16,6 @@ pub mod gm;
 pub mod midi;
 pub mod mma;
 pub mod rng;
+pub mod stats;
 
 pub use error::{DataError, Result};

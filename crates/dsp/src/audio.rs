@@ -74,8 +74,13 @@ fn has_exact_length(codec: CodecType) -> bool {
             .is_some_and(|d| d.short_name.starts_with("pcm"))
 }
 
-/// Decodes the first audio track of `path` into planar `f32` channels.
-pub fn decode_file(path: &Path) -> Result<Audio> {
+/// Opens `path`, probes its container and finds the first audio track.
+fn open_track(
+    path: &Path,
+) -> Result<(
+    Box<dyn symphonia::core::formats::FormatReader>,
+    symphonia::core::formats::Track,
+)> {
     let file = File::open(path).map_err(|e| DspError::io(path, e))?;
     let meta = file.metadata().map_err(|e| DspError::io(path, e))?;
     if meta.is_dir() {
@@ -89,11 +94,6 @@ pub fn decode_file(path: &Path) -> Result<Audio> {
             path: path.to_path_buf(),
         });
     }
-    let corrupt = |detail: String| DspError::CorruptStream {
-        path: path.to_path_buf(),
-        detail,
-    };
-
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -117,22 +117,36 @@ pub fn decode_file(path: &Path) -> Result<Audio> {
                 codec: msg.to_string(),
             },
             SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                corrupt("the file ends inside its header".into())
+                DspError::CorruptStream {
+                    path: path.to_path_buf(),
+                    detail: "the file ends inside its header".into(),
+                }
             }
             other => DspError::UnrecognisedFormat {
                 path: path.to_path_buf(),
                 detail: other.to_string(),
             },
         })?;
-    let mut format = probed.format;
-    let track = format
+    let track = probed
+        .format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != codecs::CODEC_TYPE_NULL)
+        .cloned()
         .ok_or_else(|| DspError::UnrecognisedFormat {
             path: path.to_path_buf(),
             detail: "the container holds no audio track".into(),
         })?;
+    Ok((probed.format, track))
+}
+
+/// Decodes the first audio track of `path` into planar `f32` channels.
+pub fn decode_file(path: &Path) -> Result<Audio> {
+    let corrupt = |detail: String| DspError::CorruptStream {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let (mut format, track) = open_track(path)?;
     let track_id = track.id;
     let params = track.codec_params.clone();
     let mut decoder = symphonia::default::get_codecs()
@@ -203,7 +217,7 @@ pub fn decode_file(path: &Path) -> Result<Audio> {
         };
         if (got as u64) + slack < expected {
             return Err(corrupt(format!(
-                "decoded {got} of the {expected} samples the header announces (truncated or damaged file)"
+                "decoded {got} of the {expected} samples its header announces"
             )));
         }
     }
@@ -213,6 +227,17 @@ pub fn decode_file(path: &Path) -> Result<Audio> {
     Ok(Audio {
         sample_rate,
         channels,
+    })
+}
+
+/// Duration in seconds from the container's header, without decoding (`None` when the
+/// header does not say, as in some MP3 files without a Xing/Info frame).
+pub fn probe_seconds(path: &Path) -> Result<Option<f64>> {
+    let (_, track) = open_track(path)?;
+    let p = &track.codec_params;
+    Ok(match (p.n_frames, p.sample_rate) {
+        (Some(n), Some(sr)) if sr > 0 => Some(n as f64 / sr as f64),
+        _ => None,
     })
 }
 
@@ -407,6 +432,14 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(err < 1e-4, "{from} -> {to}: max error {err}");
         }
+    }
+
+    #[test]
+    fn probe_reads_the_duration_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.wav");
+        write_wav(&p, &vec![0.1; 16000 * 3], 16000, WavFormat::Pcm16).unwrap();
+        assert_eq!(probe_seconds(&p).unwrap(), Some(3.0));
     }
 
     #[test]

@@ -10,11 +10,12 @@ pub type Result<T, E = DspError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum DspError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Carried in the message rather than as a `source()`, so that printing the error
+        /// chain does not repeat it.
+        cause: std::io::Error,
     },
     /// An output file could not be created or written.
     #[error("cannot write {path}: {detail}")]
@@ -29,7 +30,7 @@ pub enum DspError {
     #[error("{path}: unsupported codec {codec}")]
     UnsupportedCodec { path: PathBuf, codec: String },
     /// The stream is damaged: a packet failed to decode or the stream ended early.
-    #[error("{path}: corrupt or truncated audio stream ({detail})")]
+    #[error("{path}: corrupt or truncated audio stream: {detail}")]
     CorruptStream { path: PathBuf, detail: String },
     /// The file decoded to zero samples.
     #[error("{path}: the audio stream holds no samples")]
@@ -77,7 +78,7 @@ impl DspError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod corpus;
+pub mod data;
 pub mod roundtrip;
 pub mod spec;
 
