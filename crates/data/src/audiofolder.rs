@@ -59,8 +59,11 @@ fn metadata_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Rows of one metadata file as JSON objects, with the line (1-based) they came from.
-fn rows(path: &Path) -> Result<Vec<(usize, std::result::Result<Map<String, Value>, String>)>> {
+/// A metadata row as a JSON object, or why it could not be read.
+type Row = std::result::Result<Map<String, Value>, String>;
+
+/// Rows of one metadata file, with the line (1-based) each came from.
+fn rows(path: &Path) -> Result<Vec<(usize, Row)>> {
     if path.extension().is_some_and(|e| e == "csv") {
         let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Json {
             path: path.to_path_buf(),
