@@ -37,7 +37,7 @@ enum Command {
     Roundtrip(commands::roundtrip::RoundtripCmd),
     /// Build the captioned music corpus from MMA grooves, folk tunes and SoundFonts.
     Corpus(commands::corpus::CorpusCmd),
-    /// Inspect datasets.
+    /// Inspect datasets and prepare them for training.
     Data(commands::data::DataCmd),
 }
 
@@ -89,6 +89,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             2
         }
         Some(_) => 1,
+        None if err.is::<musicdiff_text::TextError>() => 2,
         None => match err.downcast_ref::<DataError>() {
             Some(
                 DataError::MissingAsset { .. }

@@ -364,3 +364,60 @@ fn data_stats_summarises_an_audiofolder() {
         "{out}"
     );
 }
+
+#[test]
+fn data_prepare_writes_shards_and_refuses_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let samples: Vec<f32> = (0..22050 * 3)
+        .map(|i| (i as f32 * 0.05).sin() * 0.3)
+        .collect();
+    musicdiff_dsp::audio::write_wav(
+        &data.join("a.wav"),
+        &samples,
+        22050,
+        musicdiff_dsp::audio::WavFormat::Pcm16,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("metadata.csv"),
+        "file_name,text\na.wav,a steady hum\n",
+    )
+    .unwrap();
+    let shards = dir.path().join("shards");
+    let o = musicdiff(&[
+        "-q",
+        "data",
+        "prepare",
+        "--data",
+        s(&data),
+        "--out",
+        s(&shards),
+        "--caption-column",
+        "text",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 windows"), "{}", stdout(&o));
+    assert!(shards.join("manifest.json").exists());
+    assert!(shards.join("shard-00000.safetensors").exists());
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "window_seconds = 10.0\nwindow_secs = 3\n").unwrap();
+    let o = musicdiff(&[
+        "data",
+        "prepare",
+        "--data",
+        s(&data),
+        "--out",
+        s(&dir.path().join("s2")),
+        "--config",
+        s(&cfg),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.toml") && stderr(&o).contains("window_secs"),
+        "{}",
+        stderr(&o)
+    );
+}

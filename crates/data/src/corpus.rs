@@ -215,9 +215,10 @@ fn render_clip(
     let mut audio = renderer.render(&midi_bytes, &id, 1.0, max_seconds)?;
     let seconds = audio.len() as f64 / cfg.sample_rate as f64;
     if seconds < MIN_CLIP_SECONDS {
-        return Err(DataError::Midi {
+        return Err(DataError::TooShort {
             source_id: id,
-            detail: format!("only {seconds:.1} s long"),
+            seconds,
+            min: MIN_CLIP_SECONDS,
         });
     }
     if matches!(item, Item::Tune(_)) && seconds >= max_seconds - 1e-3 {
@@ -271,7 +272,7 @@ fn render_clip(
         (Item::Tune(t), _) => (
             Facts {
                 genre: t.genre(),
-                description: Some(format!("\"{}\"", t.title)),
+                description: Some(format!("\"{}\"", t.title.trim_matches(['"', ' ']))),
                 instruments: info.instruments.clone(),
                 bpm: beat_bpm.or(info.bpm).unwrap_or(120.0).round(),
                 key: t.key.clone().or(info.key.clone()),

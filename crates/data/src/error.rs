@@ -31,6 +31,13 @@ pub enum DataError {
     /// A MIDI file could not be parsed or rendered.
     #[error("{source_id}: bad MIDI: {detail}")]
     Midi { source_id: String, detail: String },
+    /// A clip came out too short to keep.
+    #[error("{source_id}: only {seconds:.1} s of music (at least {min:.1} s are kept)")]
+    TooShort {
+        source_id: String,
+        seconds: f64,
+        min: f64,
+    },
     /// A SoundFont could not be loaded.
     #[error("{path}: cannot load SoundFont: {detail}")]
     SoundFont { path: PathBuf, detail: String },

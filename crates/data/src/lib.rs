@@ -15,6 +15,7 @@ pub mod error;
 pub mod gm;
 pub mod midi;
 pub mod mma;
+pub mod prepare;
 pub mod rng;
 pub mod stats;
 

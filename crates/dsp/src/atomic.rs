@@ -29,6 +29,14 @@ where
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| DspError::output(path, &e))?;
+    // Temporary files are created private (0600); outputs get the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| DspError::output(path, &e))?;
+    }
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         fill(&mut w)?;
@@ -69,6 +77,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -99,8 +99,12 @@ fn build(args: BuildArgs, ui: &Ui) -> anyhow::Result<()> {
     let bar = ui.bar(cfg.n_clips() as u64, "rendering");
     let report = corpus::build(&cfg, &sources, &|done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
-    for (id, why) in report.failed.iter().take(10) {
-        ui.note(format!("skipped {id}: {why}"));
+    // Each reason names its clip already.
+    for (_, why) in report.failed.iter().take(10) {
+        ui.note(format!("skipped: {why}"));
+    }
+    if report.failed.len() > 10 {
+        ui.note(format!("... and {} more skipped", report.failed.len() - 10));
     }
     println!(
         "corpus {}: {} train + {} test clips, {:.2} h of audio ({} rendered now, {} kept from an earlier run, {} failed)",

@@ -1,9 +1,12 @@
-//! `musicdiff data`: inspect datasets (and, in the next step, prepare them for training).
+//! `musicdiff data`: inspect datasets and prepare them for training.
 
 use std::path::PathBuf;
 
+use burn::prelude::Device;
 use clap::{Args, Subcommand};
-use musicdiff_data::stats;
+use musicdiff_data::prepare::{self, PrepareConfig};
+use musicdiff_data::{DataError, assets, stats};
+use musicdiff_text::TextEncoder;
 
 use crate::progress::Ui;
 
@@ -19,6 +22,26 @@ pub enum DataAction {
     /// Summarise an AudioFolder dataset: clips, hours, durations, genres, instruments and
     /// example captions.
     Stats(StatsArgs),
+    /// Cut an AudioFolder dataset into windows, compute log-mels and MiniLM caption
+    /// embeddings, and write safetensors shards with a manifest and normalisation statistics
+    /// (resumable: finished shards are kept).
+    Prepare(PrepareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Dataset root (AudioFolder: audio plus metadata.jsonl or metadata.csv).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    /// Output directory for shards and manifest.json.
+    #[arg(long, value_name = "SHARDS")]
+    pub out: PathBuf,
+    /// Preparation options (TOML; see configs/data/default.toml) [default: built-in defaults].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Metadata column holding the caption (overrides the config).
+    #[arg(long, value_name = "NAME")]
+    pub caption_column: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -37,7 +60,61 @@ pub struct StatsArgs {
 pub fn run(cmd: DataCmd, ui: &Ui) -> anyhow::Result<()> {
     match cmd.action {
         DataAction::Stats(args) => show_stats(args, ui),
+        DataAction::Prepare(args) => run_prepare(args, ui),
     }
+}
+
+fn run_prepare(args: PrepareArgs, ui: &Ui) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let bad = |reason: String| DataError::Invalid {
+                name: "config",
+                reason: format!("{}: {reason}", path.display()),
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            toml::from_str::<PrepareConfig>(&text).map_err(|e| bad(e.message().to_string()))?
+        }
+        None => PrepareConfig::default(),
+    };
+    if let Some(c) = args.caption_column {
+        cfg.caption_column = c;
+    }
+    let device = Device::flex();
+    let encoder = TextEncoder::load(&assets::minilm()?, &device)?;
+    let bar = ui.bar(0, "preparing");
+    let report = prepare::prepare(&args.data, &args.out, &cfg, &encoder, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let m = &report.manifest;
+    for (what, why) in m.skipped.iter().take(20) {
+        ui.note(format!("skipped {what}: {why}"));
+    }
+    if m.skipped.len() > 20 {
+        ui.note(format!(
+            "... and {} more skipped (see manifest.json)",
+            m.skipped.len() - 20
+        ));
+    }
+    let truncated: usize = m.shards.iter().map(|s| s.truncated_captions).sum();
+    if truncated > 0 {
+        ui.note(format!(
+            "warning: {truncated} captions were longer than MiniLM's 256 tokens and were truncated"
+        ));
+    }
+    println!(
+        "{} -> {}: {} windows ({:.2} h) in {} shards ({} written now, {} kept); {} inputs skipped",
+        args.data.display(),
+        args.out.display(),
+        m.windows,
+        m.hours,
+        m.shards.len(),
+        report.shards_written,
+        report.shards_kept,
+        m.skipped.len()
+    );
+    Ok(())
 }
 
 fn show_stats(args: StatsArgs, ui: &Ui) -> anyhow::Result<()> {
