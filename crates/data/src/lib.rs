@@ -13,6 +13,7 @@ pub mod caption;
 pub mod corpus;
 pub mod error;
 pub mod gm;
+pub mod loader;
 pub mod midi;
 pub mod mma;
 pub mod prepare;

@@ -184,3 +184,64 @@ fn prepare_writes_shards_skips_bad_input_and_is_deterministic() {
         .to_string();
     assert!(err.contains("other options"), "{err}");
 }
+
+#[test]
+fn loader_serves_every_window_once_in_a_seeded_order_with_bounded_memory() {
+    use musicdiff_data::loader::{Loader, Split};
+    let encoder = TextEncoder::load(
+        &assets::minilm().expect("run scripts/fetch-assets.sh"),
+        &Device::flex(),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    dataset(data.path());
+    let out = tempfile::tempdir().unwrap();
+    prepare::prepare(data.path(), out.path(), &config(), &encoder, &|_, _| {}).unwrap();
+
+    let order = |seed: u64, epoch: u64| -> (Vec<String>, Vec<usize>, usize) {
+        let loader = Loader::open(out.path(), Split::Train, 2, seed)
+            .unwrap()
+            .with_resident_shards(1);
+        let mut it = loader.epoch(epoch);
+        let mut captions = Vec::new();
+        let mut sizes = Vec::new();
+        for b in it.by_ref() {
+            let b = b.unwrap();
+            assert_eq!(b.mel.len(), b.size * 80 * b.frames);
+            assert_eq!(b.tokens.len(), b.size * b.max_tokens * 384);
+            assert_eq!(b.token_mask.len(), b.size * b.max_tokens);
+            assert_eq!(b.sentence.len(), b.size * 384);
+            sizes.push(b.size);
+            for (i, c) in b.captions.iter().enumerate() {
+                let start = b.seconds_start[i];
+                captions.push(format!("{c}@{start}"));
+            }
+        }
+        (captions, sizes, it.max_resident())
+    };
+    let (a, sizes, resident) = order(5, 0);
+    // Train windows: a (1), b (3), c (1); the test clip d is not served.
+    let mut sorted = a.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "a high tone@0",
+            "a low tone@0",
+            "a middle tone held for a long time@0",
+            "a middle tone held for a long time@4",
+            "a middle tone held for a long time@8",
+        ]
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), 5);
+    assert!(sizes.iter().all(|&s| s <= 2));
+    // One shard resident at a time: at most that shard's windows (2 records, <= 4 windows).
+    assert!(resident <= 4, "{resident} windows resident");
+    assert_eq!(order(5, 0).0, a, "same seed and epoch, same order");
+    let differs = (1..6).any(|e| order(5, e).0 != a) && (6..12).any(|s| order(s, 0).0 != a);
+    assert!(differs, "epochs and seeds should reorder");
+
+    let test = Loader::open(out.path(), Split::Test, 8, 0).unwrap();
+    let served: Vec<String> = test.epoch(0).flat_map(|b| b.unwrap().captions).collect();
+    assert_eq!(served, ["held-out tone"]);
+}
