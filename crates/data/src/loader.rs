@@ -292,10 +292,11 @@ impl Iterator for Epoch<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let want = self.loader.batch_size;
-        if self.pool.len() < want && self.next_shard < self.order.len() {
-            if let Err(e) = self.refill() {
-                return Some(Err(e));
-            }
+        if self.pool.len() < want
+            && self.next_shard < self.order.len()
+            && let Err(e) = self.refill()
+        {
+            return Some(Err(e));
         }
         if self.pool.is_empty() {
             return None;
