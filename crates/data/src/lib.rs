@@ -16,6 +16,7 @@ pub mod gm;
 pub mod loader;
 pub mod midi;
 pub mod mma;
+pub mod parquet;
 pub mod prepare;
 pub mod rng;
 pub mod stats;

@@ -1,4 +1,4 @@
-//! `data prepare`: turns an AudioFolder dataset into training shards. Each piece is cut into
+//! `data prepare`: turns an AudioFolder or Hugging Face parquet dataset into training shards. Each piece is cut into
 //! fixed windows (with `seconds_start` and `seconds_total` kept for timing conditioning, as
 //! Stable Audio does), each window becomes a log-mel `[n_mels, frames]`, and each caption is
 //! encoded once by MiniLM into token states and a sentence vector. Shards are safetensors
@@ -42,6 +42,8 @@ pub struct PrepareConfig {
     /// Clips quieter than this RMS (dBFS) are skipped as silent.
     pub silence_dbfs: f64,
     pub caption_column: String,
+    /// For parquet datasets: the column holding `{bytes, path}` audio structs.
+    pub audio_column: String,
 }
 
 impl Default for PrepareConfig {
@@ -57,6 +59,7 @@ impl Default for PrepareConfig {
             records_per_shard: 64,
             silence_dbfs: -60.0,
             caption_column: "caption".into(),
+            audio_column: "audio".into(),
         }
     }
 }
@@ -443,9 +446,18 @@ pub fn prepare(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<PrepareReport> {
     cfg.validate()?;
-    let listing = audiofolder::read(data, &cfg.caption_column)?;
-    let root = std::path::absolute(data).map_err(|e| DataError::io(data, e))?;
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
+    let listing = if crate::parquet::is_parquet_dataset(data) {
+        crate::parquet::read(
+            data,
+            &cfg.audio_column,
+            &cfg.caption_column,
+            &out.join("audio-from-parquet"),
+        )?
+    } else {
+        audiofolder::read(data, &cfg.caption_column)?
+    };
+    let root = std::path::absolute(data).map_err(|e| DataError::io(data, e))?;
     // A different configuration in the same directory would mix incompatible shards.
     let config_path = out.join("prepare-config.json");
     match std::fs::read_to_string(&config_path) {

@@ -1,4 +1,4 @@
-//! Summary statistics of an AudioFolder dataset: clip count, hours, duration histogram, the
+//! Summary statistics of a dataset (AudioFolder or parquet): clip count, hours, duration histogram, the
 //! most common genres and instruments, and example captions.
 
 use std::collections::BTreeMap;
@@ -127,8 +127,20 @@ pub fn compute(listing: &Listing, examples: usize, seed: u64) -> Stats {
     s
 }
 
-/// Reads `root` as an AudioFolder and computes its statistics.
-pub fn of_audiofolder(root: &Path, caption_column: &str, examples: usize) -> Result<Stats> {
+/// Reads `root` as an AudioFolder, or as a Hugging Face parquet dataset (whose audio is
+/// unpacked into a temporary directory to read durations), and computes its statistics.
+pub fn of_dataset(
+    root: &Path,
+    caption_column: &str,
+    audio_column: &str,
+    examples: usize,
+) -> Result<Stats> {
+    if crate::parquet::is_parquet_dataset(root) {
+        let work =
+            tempfile::tempdir().map_err(|e| crate::DataError::io(std::env::temp_dir(), e))?;
+        let listing = crate::parquet::read(root, audio_column, caption_column, work.path())?;
+        return Ok(compute(&listing, examples, 0));
+    }
     let listing = audiofolder::read(root, caption_column)?;
     Ok(compute(&listing, examples, 0))
 }

@@ -19,10 +19,10 @@ pub struct DataCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DataAction {
-    /// Summarise an AudioFolder dataset: clips, hours, durations, genres, instruments and
-    /// example captions.
+    /// Summarise a dataset (AudioFolder or Hugging Face parquet): clips, hours, durations,
+    /// genres, instruments and example captions.
     Stats(StatsArgs),
-    /// Cut an AudioFolder dataset into windows, compute log-mels and MiniLM caption
+    /// Cut a dataset (AudioFolder or Hugging Face parquet) into windows, compute log-mels and MiniLM caption
     /// embeddings, and write safetensors shards with a manifest and normalisation statistics
     /// (resumable: finished shards are kept).
     Prepare(PrepareArgs),
@@ -30,7 +30,8 @@ pub enum DataAction {
 
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
-    /// Dataset root (AudioFolder: audio plus metadata.jsonl or metadata.csv).
+    /// Dataset: an AudioFolder root (audio plus metadata.jsonl or metadata.csv), or a parquet
+    /// file or a directory of parquet files as Hugging Face datasets are stored.
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
     /// Output directory for shards and manifest.json.
@@ -42,16 +43,23 @@ pub struct PrepareArgs {
     /// Metadata column holding the caption (overrides the config).
     #[arg(long, value_name = "NAME")]
     pub caption_column: Option<String>,
+    /// Parquet column holding {bytes, path} audio structs (overrides the config).
+    #[arg(long, value_name = "NAME")]
+    pub audio_column: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Dataset root (AudioFolder: audio plus metadata.jsonl or metadata.csv).
+    /// Dataset: an AudioFolder root (audio plus metadata.jsonl or metadata.csv), or a parquet
+    /// file or a directory of parquet files.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
     /// Metadata column holding the caption.
     #[arg(long, value_name = "NAME", default_value = "caption")]
     pub caption_column: String,
+    /// Parquet column holding {bytes, path} audio structs.
+    #[arg(long, value_name = "NAME", default_value = "audio")]
+    pub audio_column: String,
     /// Number of example captions to show.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub examples: usize,
@@ -78,6 +86,9 @@ fn run_prepare(args: PrepareArgs, ui: &Ui) -> anyhow::Result<()> {
     };
     if let Some(c) = args.caption_column {
         cfg.caption_column = c;
+    }
+    if let Some(c) = args.audio_column {
+        cfg.audio_column = c;
     }
     let device = Device::flex();
     let encoder = TextEncoder::load(&assets::minilm()?, &device)?;
@@ -119,7 +130,12 @@ fn run_prepare(args: PrepareArgs, ui: &Ui) -> anyhow::Result<()> {
 
 fn show_stats(args: StatsArgs, ui: &Ui) -> anyhow::Result<()> {
     let sp = ui.spinner(&format!("reading {}", args.path.display()));
-    let s = stats::of_audiofolder(&args.path, &args.caption_column, args.examples)?;
+    let s = stats::of_dataset(
+        &args.path,
+        &args.caption_column,
+        &args.audio_column,
+        args.examples,
+    )?;
     sp.finish_and_clear();
     let splits: Vec<String> = s
         .per_split
