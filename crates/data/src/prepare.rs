@@ -55,7 +55,7 @@ impl Default for PrepareConfig {
             n_mels: 80,
             window_seconds: 10.0,
             window_hop_seconds: 10.0,
-            min_seconds: 2.0,
+            min_seconds: 5.0,
             records_per_shard: 64,
             silence_dbfs: -60.0,
             caption_column: "caption".into(),
