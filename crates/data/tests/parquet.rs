@@ -115,6 +115,7 @@ fn parquet_rows_become_records_and_shards() {
         caption_column: "text".into(),
         window_seconds: 4.0,
         window_hop_seconds: 4.0,
+        min_seconds: 2.0,
         ..Default::default()
     };
     let report = prepare::prepare(&data, &out, &cfg, &encoder, &|_, _| {}).unwrap();
