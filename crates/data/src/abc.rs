@@ -155,25 +155,16 @@ fn tune_from_lines(collection: &str, file: &str, number: u32, lines: &[&str]) ->
 pub fn load_tunes(corpus: &Path) -> Result<(Vec<Tune>, Skipped)> {
     let mut tunes = Vec::new();
     let mut skipped = Skipped::default();
-    let mut stack = vec![corpus.to_path_buf()];
     let mut files: Vec<PathBuf> = Vec::new();
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
-            let path = entry.map_err(|e| DataError::io(&dir, e))?.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-                "abc" => files.push(path),
-                "mxl" | "xml" | "musicxml" => skipped.musicxml += 1,
-                "krn" => skipped.kern += 1,
-                "py" | "gz" | "png" | "psd" | "txt" => {}
-                _ => skipped.other += 1,
-            }
+    for path in crate::walk::files(corpus)? {
+        match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+            "abc" => files.push(path),
+            "mxl" | "xml" | "musicxml" => skipped.musicxml += 1,
+            "krn" => skipped.kern += 1,
+            "py" | "gz" | "png" | "psd" | "txt" => {}
+            _ => skipped.other += 1,
         }
     }
-    files.sort();
     for path in files {
         let rel = path.strip_prefix(corpus).unwrap_or(&path);
         let collection = rel

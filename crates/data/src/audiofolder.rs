@@ -40,23 +40,15 @@ pub struct Listing {
 }
 
 fn metadata_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
-            let path = entry.map_err(|e| DataError::io(&dir, e))?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.file_name().and_then(|n| n.to_str()),
+    Ok(crate::walk::files(root)?
+        .into_iter()
+        .filter(|p| {
+            matches!(
+                p.file_name().and_then(|n| n.to_str()),
                 Some("metadata.jsonl" | "metadata.csv")
-            ) {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+            )
+        })
+        .collect())
 }
 
 /// A metadata row as a JSON object, or why it could not be read.

@@ -20,5 +20,6 @@ pub mod parquet;
 pub mod prepare;
 pub mod rng;
 pub mod stats;
+pub mod walk;
 
 pub use error::{DataError, Result};

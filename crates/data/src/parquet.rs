@@ -27,20 +27,10 @@ fn parquet_files(path: &Path) -> Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut found = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
-            let p = entry.map_err(|e| DataError::io(&dir, e))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
-                found.push(p);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    Ok(crate::walk::files(path)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect())
 }
 
 /// The split a file holds, from `train-...`, `test-...`, `validation-...` names or folders.
