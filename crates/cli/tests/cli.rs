@@ -370,7 +370,7 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let samples: Vec<f32> = (0..22050 * 3)
+    let samples: Vec<f32> = (0..22050 * 6)
         .map(|i| (i as f32 * 0.05).sin() * 0.3)
         .collect();
     musicdiff_dsp::audio::write_wav(
@@ -398,6 +398,8 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
         "text",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // 6 s of audio: one 10 s window (5 s is the least kept), padded.
+    // 6 s of audio: one 10 s window, padded (5 s is the least a window keeps).
     assert!(stdout(&o).contains("1 windows"), "{}", stdout(&o));
     assert!(shards.join("manifest.json").exists());
     assert!(shards.join("shard-00000.safetensors").exists());

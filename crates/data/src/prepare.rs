@@ -403,11 +403,10 @@ fn prepare_shard(
         records: good.len(),
         windows: n,
         train_windows,
-        seconds: windows
-            .iter()
-            .zip(&valid)
-            .map(|(_, v)| (*v as f64 - 1.0) * cfg.hop_length as f64 / cfg.sample_rate as f64)
-            .sum(),
+        // fold, not sum: an empty float sum is -0.0.
+        seconds: valid.iter().fold(0.0, |acc, v| {
+            acc + (*v as f64 - 1.0) * cfg.hop_length as f64 / cfg.sample_rate as f64
+        }),
         skipped,
         truncated_captions: truncated,
         mel_sum,
@@ -522,7 +521,7 @@ pub fn prepare(
         source: root.display().to_string(),
         text_model: "all-MiniLM-L6-v2".into(),
         windows: shards.iter().map(|s| s.windows).sum(),
-        hours: shards.iter().map(|s| s.seconds).sum::<f64>() / 3600.0,
+        hours: shards.iter().fold(0.0, |acc, s| acc + s.seconds) / 3600.0,
         shards,
         skipped,
         mel_mean: mean,

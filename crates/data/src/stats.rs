@@ -107,7 +107,7 @@ pub fn compute(listing: &Listing, examples: usize, seed: u64) -> Stats {
         s.max_seconds = *last;
         s.median_seconds = durations[durations.len() / 2];
     }
-    s.hours = durations.iter().sum::<f64>() / 3600.0;
+    s.hours = durations.iter().fold(0.0, |a, d| a + d) / 3600.0; // an empty sum is -0.0
     s.histogram = BUCKETS
         .iter()
         .zip(hist)
