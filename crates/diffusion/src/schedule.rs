@@ -1,0 +1,102 @@
+//! The cosine schedule. Symbols follow the papers: `t` in [0, 1] is diffusion time,
+//! `alpha_bar(t)` the signal variance kept, `alpha = sqrt(alpha_bar)`, `sigma = sqrt(1 -
+//! alpha_bar)`, so `x_t = alpha x_0 + sigma eps`; `snr = alpha^2 / sigma^2`.
+//!
+//! | symbol here | Nichol & Dhariwal | diffusers |
+//! |---|---|---|
+//! | `alpha_bar(t)` | `alpha_bar_t = f(t)/f(0)` | `alphas_cumprod[i]` |
+//! | `offset` | `s = 0.008` | (0.008 in `betas_for_alpha_bar`) |
+//! | `betas(n)` | `beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}`, clipped at 0.999 | `betas` |
+
+use std::f64::consts::FRAC_PI_2;
+
+/// Cosine schedule with offset `s` (0.008 in the paper).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CosineSchedule {
+    pub offset: f64,
+}
+
+impl Default for CosineSchedule {
+    fn default() -> Self {
+        Self { offset: 0.008 }
+    }
+}
+
+/// Largest discrete beta (Nichol & Dhariwal clip at 0.999 to avoid singularities at t = 1).
+pub const MAX_BETA: f64 = 0.999;
+
+impl CosineSchedule {
+    /// `f(t) = cos^2(((t + s) / (1 + s)) * pi / 2)`, unnormalised.
+    fn f(&self, t: f64) -> f64 {
+        (((t + self.offset) / (1.0 + self.offset)) * FRAC_PI_2)
+            .cos()
+            .powi(2)
+    }
+
+    /// `alpha_bar(t) = f(t) / f(0)`, for `t` in [0, 1] (clamped).
+    pub fn alpha_bar(&self, t: f64) -> f64 {
+        let t = t.clamp(0.0, 1.0);
+        (self.f(t) / self.f(0.0)).clamp(0.0, 1.0)
+    }
+
+    /// `(alpha, sigma)` at time `t`.
+    pub fn alpha_sigma(&self, t: f64) -> (f64, f64) {
+        let ab = self.alpha_bar(t);
+        (ab.sqrt(), (1.0 - ab).sqrt())
+    }
+
+    /// Signal-to-noise ratio `alpha^2 / sigma^2` (infinite at t = 0).
+    pub fn snr(&self, t: f64) -> f64 {
+        let ab = self.alpha_bar(t);
+        ab / (1.0 - ab)
+    }
+
+    /// Discrete betas for `n` steps, as diffusers' `betas_for_alpha_bar(n, "cosine")`:
+    /// `beta_i = min(1 - alpha_bar((i + 1) / n) / alpha_bar(i / n), 0.999)`. Note `(i + 1) / n`
+    /// is real division (an integer division here once made 999 of 1000 betas zero elsewhere).
+    pub fn betas(&self, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let t1 = i as f64 / n as f64;
+                let t2 = (i + 1) as f64 / n as f64;
+                (1.0 - self.f(t2) / self.f(t1)).min(MAX_BETA)
+            })
+            .collect()
+    }
+
+    /// Cumulative products of `1 - beta` for `n` steps (diffusers' `alphas_cumprod`).
+    pub fn alphas_cumprod(&self, n: usize) -> Vec<f64> {
+        let mut acc = 1.0;
+        self.betas(n)
+            .into_iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_monotonicity() {
+        let s = CosineSchedule::default();
+        assert_eq!(s.alpha_bar(0.0), 1.0);
+        assert!(s.alpha_bar(1.0) < 1e-12);
+        let ts: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
+        assert!(ts.windows(2).all(|w| s.alpha_bar(w[1]) < s.alpha_bar(w[0])));
+        let (a, sg) = s.alpha_sigma(0.37);
+        assert!((a * a + sg * sg - 1.0).abs() < 1e-12);
+        assert!(s.snr(0.5) > s.snr(0.6));
+    }
+
+    #[test]
+    fn no_beta_is_zero_and_the_last_is_clipped() {
+        let b = CosineSchedule::default().betas(1000);
+        assert!(b.iter().all(|&x| x > 0.0 && x <= MAX_BETA));
+        assert_eq!(b[999], MAX_BETA);
+    }
+}
