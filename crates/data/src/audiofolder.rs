@@ -39,6 +39,16 @@ pub struct Listing {
     pub metadata_files: Vec<PathBuf>,
 }
 
+impl Listing {
+    /// Records an unusable row at `location` (file and line or row) with its reason.
+    pub fn report(&mut self, location: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            location: location.to_string(),
+            reason: reason.into(),
+        });
+    }
+}
+
 fn metadata_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(crate::walk::files(root)?
         .into_iter()
@@ -130,37 +140,30 @@ pub fn read(root: &Path, caption_column: &str) -> Result<Listing> {
             .map(|c| c.as_os_str().to_string_lossy().into_owned());
         for (line, row) in rows(&file)? {
             let location = format!("{}:{line}", file.display());
-            let problem = |reason: String| Problem {
-                location: location.clone(),
-                reason,
-            };
             let mut row = match row {
                 Ok(r) => r,
                 Err(e) => {
-                    listing
-                        .problems
-                        .push(problem(format!("unreadable row: {e}")));
+                    listing.report(&location, format!("unreadable row: {e}"));
                     continue;
                 }
             };
             let Some(Value::String(name)) = row.remove("file_name") else {
-                listing.problems.push(problem("no file_name".into()));
+                listing.report(&location, "no file_name");
                 continue;
             };
             let caption = match row.remove(caption_column) {
                 Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
                 _ => {
-                    listing.problems.push(problem(format!(
-                        "{name}: missing caption ('{caption_column}')"
-                    )));
+                    listing.report(
+                        &location,
+                        format!("{name}: missing caption ('{caption_column}')"),
+                    );
                     continue;
                 }
             };
             let audio = dir.join(&name);
             if !audio.is_file() {
-                listing
-                    .problems
-                    .push(problem(format!("{name}: audio file not found")));
+                listing.report(&location, format!("{name}: audio file not found"));
                 continue;
             }
             listing.records.push(Record {

@@ -12,7 +12,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use serde_json::{Map, Value};
 
-use crate::audiofolder::{Listing, Problem, Record};
+use crate::audiofolder::{Listing, Record};
 use crate::error::{DataError, Result};
 
 /// Is `path` a parquet file, or a directory holding some?
@@ -113,16 +113,10 @@ pub fn read(
         let rows = reader.get_row_iter(None).map_err(|e| bad(e.to_string()))?;
         for (i, row) in rows.enumerate() {
             let location = format!("{} row {i}", file.display());
-            let problem = |reason: String| Problem {
-                location: location.clone(),
-                reason,
-            };
             let row = match row {
                 Ok(r) => r,
                 Err(e) => {
-                    listing
-                        .problems
-                        .push(problem(format!("unreadable row: {e}")));
+                    listing.report(&location, format!("unreadable row: {e}"));
                     continue;
                 }
             };
@@ -152,15 +146,14 @@ pub fn read(
                 }
             }
             let Some(caption) = caption else {
-                listing
-                    .problems
-                    .push(problem(format!("missing caption ('{caption_column}')")));
+                listing.report(&location, format!("missing caption ('{caption_column}')"));
                 continue;
             };
             let Some((bytes, path)) = audio.filter(|(b, _)| !b.is_empty()) else {
-                listing.problems.push(problem(format!(
-                    "no audio bytes in column '{audio_column}'"
-                )));
+                listing.report(
+                    &location,
+                    format!("no audio bytes in column '{audio_column}'"),
+                );
                 continue;
             };
             let out = work_dir.join(format!(

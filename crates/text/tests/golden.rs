@@ -35,6 +35,15 @@ fn captions() -> Vec<String> {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Largest `|a - b|` between our values and the golden ones.
+fn max_abs_diff(ours: &[f32], golden: &[f64]) -> f64 {
+    assert_eq!(ours.len(), golden.len());
+    ours.iter()
+        .zip(golden)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max)
+}
+
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -51,11 +60,7 @@ fn sentence_vectors_and_token_states_match_sentence_transformers() {
     let (shape, want) = golden("sentence.npy");
     assert_eq!(out.sentence.dims(), [shape[0], shape[1]]);
     let got = to_vec(out.sentence);
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (*a as f64 - b).abs())
-        .fold(0.0, f64::max);
+    let worst = max_abs_diff(&got, &want);
     eprintln!("sentence vectors: max |difference| {worst:.2e}");
     assert!(worst < 1e-4, "sentence vectors differ by up to {worst}");
 
@@ -68,11 +73,7 @@ fn sentence_vectors_and_token_states_match_sentence_transformers() {
             .slice([0..1, 0..shape[0], 0..d])
             .reshape([shape[0] * d]),
     );
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (*a as f64 - b).abs())
-        .fold(0.0, f64::max);
+    let worst = max_abs_diff(&got, &want);
     eprintln!("token states: max |difference| {worst:.2e}");
     assert!(worst < 1e-4, "token states differ by up to {worst}");
     let mask: Vec<bool> = out.mask.into_data().try_to_vec::<bool>().unwrap();
