@@ -39,6 +39,8 @@ enum Command {
     Corpus(commands::corpus::CorpusCmd),
     /// Inspect datasets and prepare them for training.
     Data(commands::data::DataCmd),
+    /// Train the diffusion transformer on prepared shards (checkpoints, metrics, samples).
+    Train(commands::train::TrainCmd),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Roundtrip(cmd) => commands::roundtrip::run(cmd, &ui),
         Command::Corpus(cmd) => commands::corpus::run(cmd, &ui),
         Command::Data(cmd) => commands::data::run(cmd, &ui),
+        Command::Train(cmd) => commands::train::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +93,22 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         Some(_) => 1,
         None if err.is::<musicdiff_text::TextError>() => 2,
+        None if err.is::<musicdiff_train::TrainError>() => match err.downcast_ref() {
+            Some(
+                musicdiff_train::TrainError::Config { .. }
+                | musicdiff_train::TrainError::Checkpoint { .. }
+                | musicdiff_train::TrainError::Data { .. }
+                | musicdiff_train::TrainError::Model(_)
+                | musicdiff_train::TrainError::Dataset(_)
+                | musicdiff_train::TrainError::Text(_),
+            ) => 2,
+            Some(musicdiff_train::TrainError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                2
+            }
+            _ => 1,
+        },
         None => match err.downcast_ref::<DataError>() {
             Some(
                 DataError::MissingAsset { .. }

@@ -32,6 +32,9 @@ pub struct Example {
     pub n_tokens: usize,
     pub sentence: Vec<f32>,
     pub caption: String,
+    /// The `genre` and `artist` fields of the record, when it has them (non-empty strings).
+    pub genre: Option<String>,
+    pub artist: Option<String>,
 }
 
 /// A batch, padded to its longest caption.
@@ -55,6 +58,8 @@ pub struct Batch {
     /// `[B, dim]`.
     pub sentence: Vec<f32>,
     pub captions: Vec<String>,
+    pub genres: Vec<Option<String>>,
+    pub artists: Vec<Option<String>>,
 }
 
 /// Reads prepared shards.
@@ -94,6 +99,15 @@ fn i32s(st: &SafeTensors, name: &str, path: &Path) -> Result<Vec<i32>> {
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
+}
+
+/// A non-empty string field of a record's metadata.
+fn field(record: &serde_json::Value, name: &str) -> Option<String> {
+    record["fields"][name]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Loader {
@@ -196,6 +210,8 @@ impl Loader {
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
+                genre: field(&records[r], "genre"),
+                artist: field(&records[r], "artist"),
             });
         }
         Ok(out)
@@ -272,6 +288,8 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         token_mask: vec![false; size * max_tokens],
         sentence: Vec::with_capacity(size * dim),
         captions: Vec::with_capacity(size),
+        genres: Vec::with_capacity(size),
+        artists: Vec::with_capacity(size),
     };
     for (i, e) in examples.into_iter().enumerate() {
         b.mel.extend_from_slice(&e.mel);
@@ -283,6 +301,8 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         b.token_mask[i * max_tokens..i * max_tokens + e.n_tokens].fill(true);
         b.sentence.extend_from_slice(&e.sentence);
         b.captions.push(e.caption);
+        b.genres.push(e.genre);
+        b.artists.push(e.artist);
     }
     b
 }
@@ -292,11 +312,12 @@ impl Iterator for Epoch<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let want = self.loader.batch_size;
-        if self.pool.len() < want
-            && self.next_shard < self.order.len()
-            && let Err(e) = self.refill()
-        {
-            return Some(Err(e));
+        // Shards may hold no window of the split (a test-only shard in a train epoch): keep
+        // loading until a batch is full or the shards run out.
+        while self.pool.len() < want && self.next_shard < self.order.len() {
+            if let Err(e) = self.refill() {
+                return Some(Err(e));
+            }
         }
         if self.pool.is_empty() {
             return None;

@@ -14,6 +14,23 @@ impl Rng {
         Rng(r.next_u64() ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
+    /// The whole state, to save with a checkpoint.
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from a saved [`Rng::state`].
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
+    }
+
+    /// A standard normal number (Box-Muller on two uniforms).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]: ln is finite
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -69,5 +86,19 @@ mod tests {
         let mut r = Rng::for_item(1, 1);
         assert!((0..1000).all(|_| (3..9).contains(&r.range(3, 9))));
         assert_eq!(stable_hash("bossanova"), stable_hash("bossanova"));
+        let mut a = Rng::for_item(3, 4);
+        a.next_u64();
+        let mut b = Rng::from_state(a.state());
+        assert_eq!(a.next_u64(), b.next_u64());
+    }
+
+    #[test]
+    fn normals_have_unit_variance() {
+        let mut r = Rng::for_item(11, 0);
+        let xs: Vec<f64> = (0..20000).map(|_| r.normal()).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(mean.abs() < 0.03, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
     }
 }

@@ -244,4 +244,23 @@ fn loader_serves_every_window_once_in_a_seeded_order_with_bounded_memory() {
     let test = Loader::open(out.path(), Split::Test, 8, 0).unwrap();
     let served: Vec<String> = test.epoch(0).flat_map(|b| b.unwrap().captions).collect();
     assert_eq!(served, ["held-out tone"]);
+
+    // Regression: with one shard resident, shards without a window of the split (here every
+    // shard but the test clip's) used to end the epoch before the split's windows were served.
+    for seed in 0..6 {
+        let test = Loader::open(out.path(), Split::Test, 1, seed)
+            .unwrap()
+            .with_resident_shards(1);
+        let served: Vec<String> = test.epoch(0).flat_map(|b| b.unwrap().captions).collect();
+        assert_eq!(served, ["held-out tone"], "seed {seed}");
+    }
+
+    // Genre and artist fields travel with the batch.
+    let loader = Loader::open(out.path(), Split::Train, 8, 0).unwrap();
+    let b = loader.epoch(0).next().unwrap().unwrap();
+    for (caption, genre) in b.captions.iter().zip(&b.genres) {
+        let want = (caption == "a low tone").then(|| "test".to_string());
+        assert_eq!(genre, &want, "{caption}");
+    }
+    assert!(b.artists.iter().all(Option::is_none));
 }

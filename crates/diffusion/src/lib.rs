@@ -7,8 +7,9 @@
 //! "JEN-1: Text-Guided Universal Music Generation with Omnidirectional Diffusion Models", 2023).
 //!
 //! Training and sampling both go through [`schedule::CosineSchedule`] and [`vpred`], so the
-//! two cannot drift apart. Samplers arrive with the model.
+//! two cannot drift apart. [`sampler`] holds the samplers, free functions over a denoiser.
 
 pub mod masks;
+pub mod sampler;
 pub mod schedule;
 pub mod vpred;

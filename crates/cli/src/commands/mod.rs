@@ -4,6 +4,7 @@ pub mod corpus;
 pub mod data;
 pub mod roundtrip;
 pub mod spec;
+pub mod train;
 
 use std::path::Path;
 

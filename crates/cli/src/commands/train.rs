@@ -1,0 +1,189 @@
+//! `musicdiff train`: trains the diffusion transformer on prepared shards, with a progress bar,
+//! `RUN/metrics.jsonl`, a loss-curve PNG, preview samples and crash-safe checkpoints. Ctrl-C
+//! stops after the current step with a checkpoint; `--resume` continues exactly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use musicdiff_data::assets;
+use musicdiff_train::{Event, Options, StopReason, TrainConfig};
+
+use crate::progress::Ui;
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+The run directory holds:
+  config.toml            the configuration the run started with
+  metrics.jsonl          one JSON object per logged step (loss, lr, grad_norm, samples/s) and per
+                         evaluation (held-out loss per task: eval_full, eval_spans, eval_prefix)
+  loss.png               the loss curves, refreshed at every checkpoint
+  checkpoints/latest     the name of the newest complete checkpoint
+  checkpoints/step-N/    model + EMA weights and optimiser state (safetensors), state.json
+  samples/step-N/        the configured prompts rendered with the EMA weights (WAV + PNG)
+
+Examples:
+  musicdiff train --data data/shards --config configs/train/small.toml --out runs/small
+  musicdiff train --data data/shards --config configs/train/small.toml --out runs/small \\
+      --resume --time-budget 2h")]
+pub struct TrainCmd {
+    /// Prepared shards (the output of `musicdiff data prepare`).
+    #[arg(long, value_name = "SHARDS")]
+    pub data: PathBuf,
+    /// Training configuration (TOML; see configs/train/tiny.toml, small.toml, base.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Run directory for checkpoints, metrics and samples.
+    #[arg(long, value_name = "RUN")]
+    pub out: PathBuf,
+    /// Continue from the run's latest checkpoint (same configuration required).
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop once this many optimiser steps are done in total (the learning-rate schedule keeps
+    /// the length the config gives it, so a later --resume carries on smoothly).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Stop after this much wall time, e.g. 90s, 45m, 2h, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub time_budget: Option<Duration>,
+}
+
+/// `90s`, `45m`, `2h`, `1h30m`, `1.5h` -> a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let mut total = 0.0f64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => {
+                return Err(format!(
+                    "`{s}`: unknown unit `{c}` (use h, m or s, e.g. 1h30m)"
+                ));
+            }
+        };
+        let v: f64 = number
+            .parse()
+            .map_err(|_| format!("`{s}`: expected a number before `{c}`"))?;
+        total += v * unit;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(format!("`{s}`: give a unit, e.g. 90s, 45m, 2h or 1h30m"));
+    }
+    if !(total > 0.0 && total.is_finite()) {
+        return Err(format!("`{s}`: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
+    let config = TrainConfig::load(&cmd.config)?;
+    let opts = Options {
+        data: cmd.data,
+        out: cmd.out,
+        config,
+        resume: cmd.resume,
+        max_steps: cmd.max_steps,
+        time_budget: cmd.time_budget,
+        text_model: assets::minilm()?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: the user really wants out.
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step (a checkpoint follows); Ctrl-C again to abort");
+        })?;
+    }
+    let end = opts
+        .max_steps
+        .unwrap_or(opts.config.optim.steps)
+        .min(opts.config.optim.steps);
+    let bar = ui.bar(end, "training");
+    let mut last_eval = String::new();
+    let outcome = musicdiff_train::train(&opts, &stop, &mut |event| match event {
+        Event::Started {
+            step,
+            total,
+            parameters,
+            train_windows,
+        } => {
+            bar.set_position(step);
+            ui.note(format!(
+                "model: {:.2} M parameters; data: {train_windows} training windows; schedule: {total} steps; starting at step {step}",
+                parameters as f64 / 1e6
+            ));
+        }
+        Event::Step {
+            step,
+            loss,
+            lr,
+            samples_per_second,
+        } => {
+            bar.set_position(step);
+            bar.set_message(format!(
+                "loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s{last_eval}"
+            ));
+        }
+        Event::Eval { losses, .. } => {
+            last_eval = format!(
+                " | held-out full {:.4} fill {:.4} cont {:.4}",
+                losses[0], losses[1], losses[2]
+            );
+        }
+        Event::Checkpoint { step, path } => {
+            bar.suspend(|| ui.note(format!("step {step}: checkpoint {}", path.display())));
+        }
+        Event::Samples { step, dir } => {
+            bar.suspend(|| ui.note(format!("step {step}: samples in {}", dir.display())));
+        }
+        Event::Note(msg) => bar.suspend(|| ui.note(msg)),
+    })?;
+    bar.finish_and_clear();
+    let why = match outcome.reason {
+        StopReason::ScheduleDone => "the schedule is complete",
+        StopReason::MaxSteps => "--max-steps reached",
+        StopReason::TimeBudget => "--time-budget spent",
+        StopReason::Interrupted => "interrupted",
+    };
+    println!(
+        "stopped at step {} ({why}); last logged loss {:.4}; checkpoint {}",
+        outcome.step,
+        outcome.last_loss,
+        outcome
+            .checkpoint
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("2d").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

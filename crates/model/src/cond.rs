@@ -1,0 +1,318 @@
+//! The conditioning sequence that the DiT cross-attends to, built as Jukebox (Dhariwal et al.
+//! 2020: genre and artist embeddings) and Stable Audio (Evans et al., "Fast Timing-Conditioned
+//! Latent Audio Diffusion", 2024: `seconds_start` and `seconds_total` as number embeddings)
+//! do:
+//!
+//! ```text
+//! [START] ++ Linear(MiniLM token states) ++ [genre] ++ [artist] ++ [seconds_start] ++ [seconds_total]
+//!   1            L (caption tokens)           1          1              1                 1
+//! ```
+//!
+//! Genre and artist are MiniLM sentence vectors of the field strings, projected to the model
+//! width. Each part (text, genre, artist, timing) can be replaced by a learned null embedding,
+//! per example, through the `keep` flags: that is how training drops conditions for
+//! classifier-free guidance (Ho & Salimans 2022) and how a missing field is expressed.
+
+use burn::module::{Param, ParamId};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::config::DitConfig;
+use crate::error::{ModelError, Result};
+
+/// Fourier frequencies of the timing features (multiples of 2 pi).
+const TIMING_OCTAVES: usize = 8;
+/// `[s, sin(2 pi 2^k s), cos(2 pi 2^k s)]` for `k < TIMING_OCTAVES`.
+pub const TIMING_FEATURES: usize = 1 + 2 * TIMING_OCTAVES;
+
+/// Which conditioning parts an example keeps (the others become learned nulls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub text: bool,
+    pub genre: bool,
+    pub artist: bool,
+    pub timing: bool,
+}
+
+impl Keep {
+    pub const ALL: Keep = Keep {
+        text: true,
+        genre: true,
+        artist: true,
+        timing: true,
+    };
+    pub const NONE: Keep = Keep {
+        text: false,
+        genre: false,
+        artist: false,
+        timing: false,
+    };
+
+    fn as_floats(self) -> [f32; 4] {
+        [self.text, self.genre, self.artist, self.timing].map(|k| if k { 1.0 } else { 0.0 })
+    }
+}
+
+/// Conditioning of one example as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CondExample {
+    /// Caption token states `[n_tokens, text_dim]` (real tokens only).
+    pub tokens: Vec<f32>,
+    pub n_tokens: usize,
+    /// Caption sentence vector `[text_dim]`.
+    pub sentence: Vec<f32>,
+    /// Sentence vectors of the genre and artist fields, when present.
+    pub genre: Option<Vec<f32>>,
+    pub artist: Option<Vec<f32>>,
+    pub seconds_start: f32,
+    pub seconds_total: f32,
+    pub keep: Keep,
+}
+
+/// A batch of conditioning as tensors.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// `[B, L, text_dim]`, zero past each caption.
+    pub text: Tensor<3>,
+    /// `[B, L]`, true for real tokens (every row has at least one).
+    pub text_valid: Tensor<2, Bool>,
+    /// `[B, text_dim]`.
+    pub sentence: Tensor<2>,
+    /// `[B, text_dim]` each (zeros where the field is absent; `keep` then says 0).
+    pub genre: Tensor<2>,
+    pub artist: Tensor<2>,
+    /// `[B, TIMING_FEATURES]` for `seconds_start` and `seconds_total`.
+    pub start: Tensor<2>,
+    pub total: Tensor<2>,
+    /// `[B, 4]`: 1 keeps text, genre, artist, timing; 0 swaps in the learned null.
+    pub keep: Tensor<2>,
+}
+
+/// `[s, sin(2 pi 2^k s), cos(2 pi 2^k s)]` of `s = clamp(seconds / max, 0, 1)`.
+pub fn timing_features(seconds: f32, max_seconds: f64) -> [f32; TIMING_FEATURES] {
+    let s = (seconds as f64 / max_seconds).clamp(0.0, 1.0);
+    let mut f = [0.0f32; TIMING_FEATURES];
+    f[0] = s as f32;
+    for k in 0..TIMING_OCTAVES {
+        let a = std::f64::consts::TAU * (1u32 << k) as f64 * s;
+        f[1 + k] = a.sin() as f32;
+        f[1 + TIMING_OCTAVES + k] = a.cos() as f32;
+    }
+    f
+}
+
+impl Conditioning {
+    /// Stacks examples into tensors; captions are cut at the model's `max_text_tokens` and
+    /// padded to the longest. A caption with no tokens gets one zero token (then `keep.text`
+    /// should be false).
+    pub fn from_examples(
+        examples: &[CondExample],
+        cfg: &DitConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = examples.len();
+        if b == 0 {
+            return Err(ModelError::Shape(
+                "an empty batch has no conditioning".into(),
+            ));
+        }
+        let dim = cfg.text_dim;
+        let l = examples
+            .iter()
+            .map(|e| e.n_tokens.min(cfg.max_text_tokens))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut text = vec![0.0f32; b * l * dim];
+        let mut valid = vec![false; b * l];
+        let mut sentence = Vec::with_capacity(b * dim);
+        let mut genre = vec![0.0f32; b * dim];
+        let mut artist = vec![0.0f32; b * dim];
+        let mut start = Vec::with_capacity(b * TIMING_FEATURES);
+        let mut total = Vec::with_capacity(b * TIMING_FEATURES);
+        let mut keep = Vec::with_capacity(b * 4);
+        for (i, e) in examples.iter().enumerate() {
+            let check = |what: &str, got: usize, want: usize| {
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(ModelError::Shape(format!(
+                        "example {i}: {what} has {got} values, expected {want}"
+                    )))
+                }
+            };
+            check("tokens", e.tokens.len(), e.n_tokens * dim)?;
+            check("sentence", e.sentence.len(), dim)?;
+            let n = e.n_tokens.min(cfg.max_text_tokens);
+            text[i * l * dim..(i * l + n) * dim].copy_from_slice(&e.tokens[..n * dim]);
+            valid[i * l..i * l + n.max(1)].fill(true);
+            sentence.extend_from_slice(&e.sentence);
+            let mut k = e.keep;
+            for (field, slot, flag) in [
+                (&e.genre, &mut genre, &mut k.genre),
+                (&e.artist, &mut artist, &mut k.artist),
+            ] {
+                match field {
+                    Some(v) => {
+                        check("field vector", v.len(), dim)?;
+                        slot[i * dim..(i + 1) * dim].copy_from_slice(v);
+                    }
+                    None => *flag = false,
+                }
+            }
+            if e.n_tokens == 0 {
+                k.text = false;
+            }
+            start.extend(timing_features(e.seconds_start, cfg.max_seconds));
+            total.extend(timing_features(e.seconds_total, cfg.max_seconds));
+            keep.extend(k.as_floats());
+        }
+        let t2 = |v: Vec<f32>, cols: usize| {
+            Tensor::<2>::from_data(TensorData::new(v, [b, cols]), device)
+        };
+        Ok(Self {
+            text: Tensor::from_data(TensorData::new(text, [b, l, dim]), device),
+            text_valid: Tensor::from_data(TensorData::new(valid, [b, l]), device),
+            sentence: t2(sentence, dim),
+            genre: t2(genre, dim),
+            artist: t2(artist, dim),
+            start: t2(start, TIMING_FEATURES),
+            total: t2(total, TIMING_FEATURES),
+            keep: t2(keep, 4),
+        })
+    }
+
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.keep.dims()[0]
+    }
+
+    /// This batch twice: first as given, then with every part dropped (the unconditional half
+    /// of classifier-free guidance, evaluated in the same forward pass).
+    pub fn with_unconditional(&self) -> Self {
+        let cat = |a: &Tensor<2>| Tensor::cat(vec![a.clone(), a.clone()], 0);
+        Self {
+            text: Tensor::cat(vec![self.text.clone(), self.text.clone()], 0),
+            text_valid: Tensor::cat(vec![self.text_valid.clone(), self.text_valid.clone()], 0),
+            sentence: cat(&self.sentence),
+            genre: cat(&self.genre),
+            artist: cat(&self.artist),
+            start: cat(&self.start),
+            total: cat(&self.total),
+            keep: Tensor::cat(vec![self.keep.clone(), self.keep.zeros_like()], 0),
+        }
+    }
+}
+
+fn learned(rows: usize, d: usize, device: &Device) -> Param<Tensor<2>> {
+    Param::initialized(
+        ParamId::new(),
+        Tensor::random(
+            [rows, d],
+            burn::tensor::Distribution::Normal(0.0, 0.02),
+            device,
+        ),
+    )
+}
+
+/// Projections and learned embeddings that turn [`Conditioning`] into the memory sequence.
+#[derive(Module, Debug)]
+pub struct Conditioner {
+    pub start_token: Param<Tensor<2>>,
+    pub text_proj: Linear,
+    pub null_text: Param<Tensor<2>>,
+    pub genre_proj: Linear,
+    pub null_genre: Param<Tensor<2>>,
+    pub artist_proj: Linear,
+    pub null_artist: Param<Tensor<2>>,
+    pub start_proj: Linear,
+    pub total_proj: Linear,
+    /// `[2, d]`: nulls of `seconds_start` and `seconds_total`.
+    pub null_timing: Param<Tensor<2>>,
+    pub pooled_proj: Option<Linear>,
+    pub null_pooled: Option<Param<Tensor<2>>>,
+}
+
+/// `x [B, K, d] * keep + null [K, d] * (1 - keep)`, `keep [B, 1]`.
+fn mix(x: Tensor<3>, null: Tensor<2>, keep: Tensor<2>) -> Tensor<3> {
+    let [b, _] = keep.dims();
+    let keep = keep.reshape([b, 1, 1]);
+    x * keep.clone() + null.unsqueeze_dim::<3>(0) * (keep.neg() + 1.0)
+}
+
+impl Conditioner {
+    pub fn new(cfg: &DitConfig, device: &Device) -> Self {
+        let (t, d) = (cfg.text_dim, cfg.d_model);
+        let lin = |i, o| LinearConfig::new(i, o).init(device);
+        Self {
+            start_token: learned(1, d, device),
+            text_proj: lin(t, d),
+            null_text: learned(1, d, device),
+            genre_proj: lin(t, d),
+            null_genre: learned(1, d, device),
+            artist_proj: lin(t, d),
+            null_artist: learned(1, d, device),
+            start_proj: lin(TIMING_FEATURES, d),
+            total_proj: lin(TIMING_FEATURES, d),
+            null_timing: learned(2, d, device),
+            pooled_proj: cfg.pooled_text.then(|| lin(t, d)),
+            null_pooled: cfg.pooled_text.then(|| learned(1, d, device)),
+        }
+    }
+
+    fn keep(c: &Conditioning, i: usize) -> Tensor<2> {
+        c.keep.clone().narrow(1, i, 1)
+    }
+
+    /// The projected sentence vector `[B, d]` for the global conditioning, if configured.
+    pub fn pooled(&self, c: &Conditioning) -> Option<Tensor<2>> {
+        let (proj, null) = (self.pooled_proj.as_ref()?, self.null_pooled.as_ref()?);
+        let p = proj.forward(c.sentence.clone()).unsqueeze_dim::<3>(1);
+        let [b, _, d] = p.dims();
+        Some(mix(p, null.val(), Self::keep(c, 0)).reshape([b, d]))
+    }
+
+    /// The memory `[B, 1 + L + 4, d]` and its validity `[B, 1 + L + 4]`.
+    pub fn sequence(&self, c: &Conditioning) -> (Tensor<3>, Tensor<2, Bool>) {
+        let [b, l, _] = c.text.dims();
+        let device = c.text.device();
+        let d = self.start_token.val().dims()[1];
+        let one = |x: Tensor<2>| x.unsqueeze_dim::<3>(1);
+        let start = self
+            .start_token
+            .val()
+            .unsqueeze_dim::<3>(0)
+            .expand([b, 1, d]);
+        let text = mix(
+            self.text_proj.forward(c.text.clone()),
+            self.null_text.val(),
+            Self::keep(c, 0),
+        );
+        let genre = mix(
+            one(self.genre_proj.forward(c.genre.clone())),
+            self.null_genre.val(),
+            Self::keep(c, 1),
+        );
+        let artist = mix(
+            one(self.artist_proj.forward(c.artist.clone())),
+            self.null_artist.val(),
+            Self::keep(c, 2),
+        );
+        let timing = mix(
+            Tensor::cat(
+                vec![
+                    one(self.start_proj.forward(c.start.clone())),
+                    one(self.total_proj.forward(c.total.clone())),
+                ],
+                1,
+            ),
+            self.null_timing.val(),
+            Self::keep(c, 3),
+        );
+        let memory = Tensor::cat(vec![start, text, genre, artist, timing], 1);
+        let always = |n: usize| Tensor::<2, Bool>::full([b, n], true, &device);
+        let valid = Tensor::cat(vec![always(1), c.text_valid.clone(), always(4)], 1);
+        debug_assert_eq!(valid.dims(), [b, 1 + l + 4]);
+        (memory, valid)
+    }
+}

@@ -1,0 +1,183 @@
+//! The model configuration: a serde struct read from the `[model]` table of
+//! `configs/train/*.toml` and stored in every checkpoint, so that weights are never read
+//! without the architecture they belong to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Which position information the audio tokens get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionEncoding {
+    /// Added to the token embeddings (sinusoidal or learned, see [`AbsoluteKind`]).
+    Absolute,
+    /// Rotary embeddings on the self-attention queries and keys (Su et al., RoFormer, 2021).
+    Relative,
+    /// Both of the above.
+    Both,
+}
+
+impl PositionEncoding {
+    pub fn absolute(self) -> bool {
+        matches!(self, Self::Absolute | Self::Both)
+    }
+    pub fn relative(self) -> bool {
+        matches!(self, Self::Relative | Self::Both)
+    }
+}
+
+/// How absolute positions are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AbsoluteKind {
+    /// Fixed sines and cosines (Vaswani et al. 2017).
+    Sinusoidal,
+    /// A learned table of `tokens` rows.
+    Learned,
+}
+
+/// Architecture of the diffusion transformer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DitConfig {
+    /// Mel bands of the log-mel input (must match the prepared data).
+    pub n_mels: usize,
+    /// Consecutive frames in one token (P).
+    pub patch_frames: usize,
+    /// Frames in one window the model sees; a multiple of `patch_frames`.
+    pub frames: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Number of DiT blocks.
+    pub depth: usize,
+    /// Attention heads (self and cross); `d_model / heads` must be even for RoPE.
+    pub heads: usize,
+    /// Hidden width of the MLP as a multiple of `d_model`.
+    pub mlp_ratio: f64,
+    /// Width of the text encoder's token states and sentence vectors (384 for MiniLM).
+    pub text_dim: usize,
+    /// Caption tokens kept for cross-attention (longer captions are cut).
+    pub max_text_tokens: usize,
+    pub position: PositionEncoding,
+    pub absolute: AbsoluteKind,
+    /// RoPE base frequency.
+    pub rope_theta: f64,
+    /// Timing conditioning divides seconds by this (Stable Audio's `max` of its
+    /// NumberConditioner); values above it are clamped.
+    pub max_seconds: f64,
+    /// Add the projected sentence vector to the noise-level embedding that drives adaLN
+    /// (pooled text in the global conditioning, as SD3 and Stable Audio do).
+    pub pooled_text: bool,
+}
+
+impl DitConfig {
+    /// Tokens in one window.
+    pub fn tokens(&self) -> usize {
+        self.frames / self.patch_frames
+    }
+
+    /// Values in one token (`patch_frames * n_mels`).
+    pub fn patch_dim(&self) -> usize {
+        self.patch_frames * self.n_mels
+    }
+
+    /// Hidden width of the MLP.
+    pub fn mlp_hidden(&self) -> usize {
+        ((self.d_model as f64) * self.mlp_ratio).round() as usize
+    }
+
+    /// Checks that the numbers describe a model that can be built.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(ModelError::Config { field, reason });
+        if self.n_mels == 0 || self.patch_frames == 0 || self.d_model == 0 || self.depth == 0 {
+            return bad(
+                "n_mels/patch_frames/d_model/depth",
+                "must all be at least 1".into(),
+            );
+        }
+        if self.frames == 0 || self.frames % self.patch_frames != 0 {
+            return bad(
+                "frames",
+                format!(
+                    "{} must be a positive multiple of patch_frames ({})",
+                    self.frames, self.patch_frames
+                ),
+            );
+        }
+        if self.heads == 0 || self.d_model % self.heads != 0 {
+            return bad(
+                "heads",
+                format!("{} must divide d_model ({})", self.heads, self.d_model),
+            );
+        }
+        if self.position.relative() && (self.d_model / self.heads) % 2 != 0 {
+            return bad(
+                "heads",
+                format!(
+                    "RoPE needs an even head width; d_model / heads = {}",
+                    self.d_model / self.heads
+                ),
+            );
+        }
+        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 16.0) {
+            return bad(
+                "mlp_ratio",
+                format!("{} must be in (0, 16]", self.mlp_ratio),
+            );
+        }
+        if self.text_dim == 0 || self.max_text_tokens == 0 {
+            return bad("text_dim/max_text_tokens", "must be at least 1".into());
+        }
+        if !(self.max_seconds > 0.0 && self.rope_theta > 1.0) {
+            return bad(
+                "max_seconds/rope_theta",
+                "max_seconds must be positive and rope_theta above 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A model small enough for unit tests.
+    pub fn tiny() -> DitConfig {
+        DitConfig {
+            n_mels: 8,
+            patch_frames: 2,
+            frames: 16,
+            d_model: 16,
+            depth: 2,
+            heads: 2,
+            mlp_ratio: 2.0,
+            text_dim: 6,
+            max_text_tokens: 5,
+            position: PositionEncoding::Both,
+            absolute: AbsoluteKind::Learned,
+            rope_theta: 10000.0,
+            max_seconds: 60.0,
+            pooled_text: true,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = tiny();
+        assert!(c.validate().is_ok());
+        c.frames = 15;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("frames"), "{e}");
+        let mut c = tiny();
+        c.heads = 3;
+        assert!(c.validate().unwrap_err().to_string().contains("heads"));
+        let mut c = tiny();
+        c.d_model = 6;
+        c.heads = 2; // head width 3 is odd
+        assert!(c.validate().unwrap_err().to_string().contains("RoPE"));
+        c.position = PositionEncoding::Absolute;
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,78 @@
+//! Weights on disk: safetensors written through burn-store, atomically (a temporary file in the
+//! same directory, then a rename), so an interrupted save never leaves a half-written file
+//! where a good one was. Loading checks that every parameter of the configured architecture is
+//! present with its shape and that the file holds nothing else, so a checkpoint is never read
+//! into a model it does not belong to.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+
+use crate::config::DitConfig;
+use crate::dit::Dit;
+use crate::error::{ModelError, Result};
+
+fn weights_err(path: &Path, detail: impl ToString) -> ModelError {
+    ModelError::Weights {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Writes `model`'s parameters to `path` (safetensors), replacing it atomically.
+pub fn save(model: &Dit, path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
+    let mut store = SafetensorsStore::from_file(&tmp)
+        .overwrite(true)
+        .metadata("format", "musicdiff-dit");
+    let result = model
+        .save_into(&mut store)
+        .map_err(|e| weights_err(path, e))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| weights_err(path, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| weights_err(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Builds the architecture of `cfg` and reads its parameters from `path`.
+pub fn load(cfg: &DitConfig, path: &Path, device: &Device) -> Result<Dit> {
+    cfg.validate()?;
+    if !path.exists() {
+        return Err(ModelError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut model = cfg.init(device);
+    let mut store = SafetensorsStore::from_file(path);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| weights_err(path, format!("does not fit the model config: {e}")))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
+        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(weights_err(
+            path,
+            format!(
+                "does not fit the model config: missing [{}], unexpected [{}], errors {:?}",
+                missing.join(", "),
+                result.unused.join(", "),
+                result.errors
+            ),
+        ));
+    }
+    Ok(model)
+}

@@ -1,0 +1,148 @@
+//! Checkpoints that survive a crash at any moment. One checkpoint is a directory
+//! `RUN/checkpoints/step-NNNNNNNN/` holding the model weights, the EMA weights, the optimiser
+//! moments (all safetensors) and `state.json` (step, data position, RNG state, the full
+//! configuration and the data normalisation). It is written under a temporary name, every file
+//! synced, then renamed into place; only after that does `RUN/checkpoints/latest` (written
+//! atomically) point at it. A crash leaves either the old or the new checkpoint as `latest`,
+//! never a half-written one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+
+pub const MODEL: &str = "model.safetensors";
+pub const EMA: &str = "ema.safetensors";
+pub const OPTIM: &str = "optim.safetensors";
+pub const STATE: &str = "state.json";
+
+/// What the model needs to know about its data to turn generated tokens back into audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub sample_rate: u32,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    /// Per-band statistics the loader normalised with.
+    pub mel_mean: Vec<f32>,
+    pub mel_std: Vec<f32>,
+    pub text_model: String,
+    /// Where the shards came from and how much audio they held.
+    pub source: String,
+    pub hours: f64,
+}
+
+/// Everything besides the weights that an exact resume needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps done.
+    pub step: u64,
+    /// Data position: the epoch and the batches of it already consumed.
+    pub epoch: u64,
+    pub batch_in_epoch: u64,
+    /// State of the run's random generator.
+    pub rng: u64,
+    pub samples_seen: u64,
+    /// Training wall time so far (all sessions).
+    pub elapsed_seconds: f64,
+    pub config: TrainConfig,
+    pub data: DataInfo,
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, sync, rename).
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    musicdiff_dsp::atomic::write_atomic(path, |w| {
+        w.write_all(bytes)
+            .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
+    })?;
+    Ok(())
+}
+
+pub fn dir_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+/// The checkpoints directory of a run.
+pub fn root(run: &Path) -> PathBuf {
+    run.join("checkpoints")
+}
+
+/// The checkpoint `latest` points at, if any.
+pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
+    let pointer = root(run).join("latest");
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => {
+            let dir = root(run).join(name.trim());
+            if dir.join(STATE).exists() {
+                Ok(Some(dir))
+            } else {
+                Err(TrainError::Checkpoint {
+                    path: dir,
+                    detail: "named by `latest` but incomplete".into(),
+                })
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TrainError::io(&pointer, e)),
+    }
+}
+
+/// Writes a checkpoint for `state.step`: `fill(dir)` writes the weight files into a temporary
+/// directory, then the state is added, the directory renamed into place, `latest` moved, and
+/// all but the newest `keep` checkpoints removed.
+pub fn save(
+    run: &Path,
+    state: &TrainState,
+    keep: usize,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let root = root(run);
+    std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    let name = dir_name(state.step);
+    let tmp = root.join(format!(".{name}.part"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    fill(&tmp)?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
+    write_file(&tmp.join(STATE), json.as_bytes())?;
+    let dest = root.join(&name);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| TrainError::io(&dest, e))?;
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| TrainError::io(&dest, e))?;
+    write_file(&root.join("latest"), format!("{name}\n").as_bytes())?;
+    // Prune: the newest `keep` step directories stay.
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map_err(|e| TrainError::io(&root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("step-"))
+        })
+        .collect();
+    steps.sort();
+    if steps.len() > keep {
+        for old in &steps[..steps.len() - keep] {
+            if old != &dest {
+                let _ = std::fs::remove_dir_all(old);
+            }
+        }
+    }
+    Ok(dest)
+}
+
+/// Reads `state.json` of a checkpoint directory.
+pub fn read_state(dir: &Path) -> Result<TrainState> {
+    let path = dir.join(STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+        path,
+        detail: e.to_string(),
+    })
+}

@@ -1,0 +1,252 @@
+//! The training configuration (`configs/train/*.toml`): the model architecture, the optimiser
+//! and its schedule, the JEN-1 mask mix, conditioning dropout for classifier-free guidance,
+//! and how often to log, evaluate, checkpoint and render samples. Every checkpoint stores the
+//! whole configuration; resuming checks that it has not changed.
+
+use std::path::Path;
+
+use musicdiff_diffusion::masks::MaskMix;
+use musicdiff_model::DitConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// AdamW (Loshchilov & Hutter 2019) with linear warmup and cosine decay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub batch_size: usize,
+    /// Length of the learning-rate schedule in optimiser steps (training may stop earlier with
+    /// `--max-steps` or `--time-budget` and resume later on the same schedule).
+    pub steps: u64,
+    pub lr: f64,
+    pub warmup_steps: u64,
+    /// The cosine decays to `lr * min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clipping threshold (0 disables).
+    pub grad_clip: f64,
+    /// EMA decay; the effective decay warms up as `min(decay, (1 + s) / (10 + s))`.
+    pub ema_decay: f64,
+}
+
+/// Shares of each training task in a batch (JEN-1's multi-task masks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskConfig {
+    pub full: f64,
+    pub spans: f64,
+    pub prefix: f64,
+}
+
+impl MaskConfig {
+    pub fn mix(&self) -> MaskMix {
+        MaskMix {
+            full: self.full,
+            spans: self.spans,
+            prefix: self.prefix,
+        }
+    }
+}
+
+/// Probability of replacing each conditioning part by its learned null during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropoutConfig {
+    /// All parts at once (the unconditional model of classifier-free guidance).
+    pub all: f64,
+    pub text: f64,
+    pub genre: f64,
+    pub artist: f64,
+    pub timing: f64,
+}
+
+/// Diffusion-specific training choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionConfig {
+    /// Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns weighting off (plain v MSE).
+    pub min_snr_gamma: f64,
+}
+
+/// Logging, evaluation, checkpoints and samples, in optimiser steps (0 = never).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub log_every: u64,
+    pub eval_every: u64,
+    /// Held-out batches per task at each evaluation.
+    pub eval_batches: usize,
+    pub checkpoint_every: u64,
+    /// Checkpoints kept on disk (the oldest are removed).
+    pub keep_checkpoints: usize,
+    pub sample_every: u64,
+    pub sample_steps: usize,
+    pub sample_guidance: f32,
+    /// Prompts rendered at each sampling step.
+    pub sample_prompts: Vec<String>,
+    /// Shards decoded at once by the loader.
+    pub resident_shards: usize,
+}
+
+/// Everything one training run needs besides the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Free text: what the configuration is for and its parameter count.
+    #[serde(default)]
+    pub description: String,
+    pub model: DitConfig,
+    pub optim: OptimConfig,
+    pub masks: MaskConfig,
+    pub dropout: DropoutConfig,
+    pub diffusion: DiffusionConfig,
+    pub run: RunConfig,
+}
+
+impl TrainConfig {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        cfg.validate().map_err(|detail| TrainError::Config {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks the values; the error names the offending key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.model.validate().map_err(|e| e.to_string())?;
+        let o = &self.optim;
+        let unit = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v} must be in [0, 1]"))
+            }
+        };
+        if o.batch_size == 0 {
+            return Err("optim.batch_size must be at least 1".into());
+        }
+        if o.steps == 0 {
+            return Err("optim.steps must be at least 1".into());
+        }
+        if !(o.lr > 0.0 && o.lr < 1.0) {
+            return Err(format!("optim.lr = {} must be in (0, 1)", o.lr));
+        }
+        if !(o.eps > 0.0) || o.grad_clip < 0.0 || o.weight_decay < 0.0 {
+            return Err(
+                "optim.eps must be positive; grad_clip and weight_decay not negative".into(),
+            );
+        }
+        for (name, v) in [
+            ("optim.min_lr_ratio", o.min_lr_ratio),
+            ("optim.beta1", o.beta1),
+            ("optim.beta2", o.beta2),
+            ("optim.ema_decay", o.ema_decay),
+            ("dropout.all", self.dropout.all),
+            ("dropout.text", self.dropout.text),
+            ("dropout.genre", self.dropout.genre),
+            ("dropout.artist", self.dropout.artist),
+            ("dropout.timing", self.dropout.timing),
+        ] {
+            unit(name, v)?;
+        }
+        let m = &self.masks;
+        if m.full < 0.0 || m.spans < 0.0 || m.prefix < 0.0 || m.full + m.spans + m.prefix <= 0.0 {
+            return Err("masks: shares must be non-negative with a positive sum".into());
+        }
+        if self.diffusion.min_snr_gamma < 0.0 {
+            return Err("diffusion.min_snr_gamma must not be negative".into());
+        }
+        if self.run.sample_every > 0
+            && (self.run.sample_steps == 0 || self.run.sample_prompts.is_empty())
+        {
+            return Err("run: sampling needs sample_steps >= 1 and at least one prompt".into());
+        }
+        if self.run.keep_checkpoints == 0 {
+            return Err("run.keep_checkpoints must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Learning rate at optimiser step `step` (0-based): linear warmup from `lr / warmup` to
+    /// `lr`, then a half cosine down to `lr * min_lr_ratio` at `steps`.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        let o = &self.optim;
+        if step < o.warmup_steps {
+            return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
+        }
+        let span = o.steps.saturating_sub(o.warmup_steps).max(1) as f64;
+        let p = ((step - o.warmup_steps) as f64 / span).min(1.0);
+        let min = o.lr * o.min_lr_ratio;
+        min + (o.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> TrainConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/train")
+            .join(format!("{name}.toml"));
+        TrainConfig::load(&path).unwrap()
+    }
+
+    #[test]
+    fn shipped_configs_load_and_state_their_parameter_counts() {
+        use burn::prelude::*;
+        let device = Device::flex();
+        for name in ["tiny", "small", "base"] {
+            let cfg = shipped(name);
+            let params = cfg.model.init(&device).num_params();
+            // The description states the count in millions (M) or thousands (k).
+            let stated = if params >= 1_000_000 {
+                format!("{:.1} M parameters", params as f64 / 1e6)
+            } else {
+                format!("{:.1} k parameters", params as f64 / 1e3)
+            };
+            assert!(
+                cfg.description.contains(&stated),
+                "{name}: description must say \"{stated}\": {}",
+                cfg.description
+            );
+        }
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays() {
+        let mut cfg = shipped("tiny");
+        cfg.optim.warmup_steps = 10;
+        cfg.optim.steps = 110;
+        cfg.optim.lr = 1e-3;
+        cfg.optim.min_lr_ratio = 0.1;
+        assert!((cfg.lr_at(0) - 1e-4).abs() < 1e-12);
+        assert!((cfg.lr_at(9) - 1e-3).abs() < 1e-12);
+        assert!((cfg.lr_at(10) - 1e-3).abs() < 1e-12);
+        assert!((cfg.lr_at(60) - 0.55e-3).abs() < 1e-9);
+        assert!((cfg.lr_at(110) - 1e-4).abs() < 1e-12);
+        assert!((cfg.lr_at(500) - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut cfg = shipped("tiny");
+        cfg.dropout.text = 1.5;
+        assert!(cfg.validate().unwrap_err().contains("dropout.text"));
+        let mut cfg = shipped("tiny");
+        cfg.optim.batch_size = 0;
+        assert!(cfg.validate().unwrap_err().contains("batch_size"));
+    }
+}

@@ -1,0 +1,383 @@
+//! Training end to end on a tiny synthetic dataset (tones with captions, prepared by
+//! `musicdiff-data` with the real MiniLM encoder): shapes of every shipped config, overfitting
+//! one batch, save/load, exact resume, and the masks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use musicdiff_data::assets;
+use musicdiff_data::loader::{Loader, Split};
+use musicdiff_data::prepare::{self, PrepareConfig};
+use musicdiff_data::rng::Rng;
+use musicdiff_diffusion::masks::MaskKind;
+use musicdiff_dsp::audio::{WavFormat, write_wav};
+use musicdiff_model::io as weights;
+use musicdiff_text::TextEncoder;
+use musicdiff_train::batch::{self, FieldVectors};
+use musicdiff_train::optim::AdamW;
+use musicdiff_train::{Options, StopReason, TrainConfig};
+
+fn config_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/train")
+        .join(format!("{name}.toml"))
+}
+
+fn tiny() -> TrainConfig {
+    TrainConfig::load(&config_path("tiny")).unwrap()
+}
+
+fn encoder() -> TextEncoder {
+    TextEncoder::load(
+        &assets::minilm().expect("run scripts/fetch-assets.sh"),
+        &Device::flex(),
+    )
+    .unwrap()
+}
+
+/// Six captioned clips of chords (train) and one (test), prepared into shards of 2 records.
+fn prepared() -> (tempfile::TempDir, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let sr = 22050;
+    for (split, clips) in [("train", 6), ("test", 1)] {
+        let dir = data.path().join(split);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut meta = String::new();
+        for c in 0..clips {
+            let f0 = 110.0 * (1.0 + c as f32 * 0.37) + if split == "test" { 17.0 } else { 0.0 };
+            let wave: Vec<f32> = (0..sr * 3)
+                .map(|i| {
+                    let t = i as f32 / sr as f32;
+                    let env = 0.5 + 0.5 * (std::f32::consts::TAU * 2.0 * t).sin();
+                    0.2 * env
+                        * ((std::f32::consts::TAU * f0 * t).sin()
+                            + 0.5 * (std::f32::consts::TAU * 1.5 * f0 * t).sin())
+                })
+                .collect();
+            let name = format!("{split}{c}.wav");
+            write_wav(&dir.join(&name), &wave, sr as u32, WavFormat::Pcm16).unwrap();
+            meta += &format!(
+                "{{\"file_name\": \"{name}\", \"caption\": \"a tone at {f0:.0} hertz\", \"genre\": \"{}\", \"artist\": \"oscillator\"}}\n",
+                if c % 2 == 0 { "drone" } else { "ambient" }
+            );
+        }
+        std::fs::write(dir.join("metadata.jsonl"), meta).unwrap();
+    }
+    let shards = tempfile::tempdir().unwrap();
+    let cfg = PrepareConfig {
+        window_seconds: 2.0,
+        window_hop_seconds: 1.0,
+        min_seconds: 1.0,
+        records_per_shard: 2,
+        ..Default::default()
+    };
+    prepare::prepare(data.path(), shards.path(), &cfg, &encoder(), &|_, _| {}).unwrap();
+    (data, shards)
+}
+
+fn options(shards: &Path, out: &Path, cfg: TrainConfig) -> Options {
+    Options {
+        data: shards.to_path_buf(),
+        out: out.to_path_buf(),
+        config: cfg,
+        resume: false,
+        max_steps: None,
+        time_budget: None,
+        text_model: assets::minilm().unwrap(),
+    }
+}
+
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Some((v["step"].as_u64()?, v["loss"].as_f64()?))
+        })
+        .collect()
+}
+
+#[test]
+fn every_shipped_config_builds_a_model_of_the_right_shapes() {
+    use musicdiff_model::{CondExample, Conditioning, DitInput, Keep};
+    let device = Device::flex();
+    for name in ["tiny", "small", "base"] {
+        let cfg = TrainConfig::load(&config_path(name)).unwrap().model;
+        let model = cfg.init(&device);
+        // Full windows for tiny; a 4-token prefix for the large ones (the shapes do not depend
+        // on the length, and base's full forward is slow in a test).
+        let n = if name == "tiny" { cfg.tokens() } else { 4 };
+        let pd = cfg.patch_dim();
+        let ex = CondExample {
+            tokens: vec![0.1; 3 * cfg.text_dim],
+            n_tokens: 3,
+            sentence: vec![0.1; cfg.text_dim],
+            genre: Some(vec![0.2; cfg.text_dim]),
+            artist: None,
+            seconds_start: 0.0,
+            seconds_total: 12.0,
+            keep: Keep::ALL,
+        };
+        let cond = Conditioning::from_examples(&[ex.clone(), ex], &cfg, &device).unwrap();
+        let input = DitInput {
+            noisy: Tensor::ones([2, n, pd], &device),
+            known: Tensor::zeros([2, n, pd], &device),
+            mask: Tensor::zeros([2, n, 1], &device),
+            t: Tensor::from_floats([0.3, 0.9], &device),
+        };
+        let (memory, valid) = model.cond.sequence(&cond);
+        assert_eq!(memory.dims(), [2, 1 + 3 + 4, cfg.d_model], "{name}");
+        assert_eq!(valid.dims(), [2, 1 + 3 + 4], "{name}");
+        assert_eq!(model.forward(input, &cond).dims(), [2, n, pd], "{name}");
+    }
+}
+
+#[test]
+fn the_tiny_model_overfits_one_batch() {
+    let (_data, shards) = prepared();
+    let cfg = tiny();
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let loader = Loader::open(shards.path(), Split::Train, 4, 0).unwrap();
+    let b = loader.epoch(0).next().unwrap().unwrap();
+    let mut fields = FieldVectors::default();
+    fields.add(&b, &encoder()).unwrap();
+    let mut rng = Rng::for_item(3, 0);
+    // One fixed batch: same crops, times, masks and noise at every step.
+    let sb = batch::make(&b, &cfg, &mut rng, &fields, 256.0 / 22050.0, None, &device).unwrap();
+    let mut model = cfg.model.init(&device);
+    let mut opt = AdamW::new(&cfg.optim);
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..150 {
+        let loss = batch::loss(model.forward(sb.input.clone(), &sb.cond), &sb);
+        last = loss.clone().into_scalar::<f64>();
+        first.get_or_insert(last);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = opt.step(model, grads, 3e-3).0;
+    }
+    let first = first.unwrap();
+    assert!(
+        last < 0.1 * first,
+        "loss {first:.4} -> {last:.4}: less than a 90% drop"
+    );
+}
+
+#[test]
+fn saved_weights_load_into_identical_outputs_and_refuse_other_configs() {
+    use musicdiff_model::{CondExample, Conditioning, DitInput, Keep};
+    let device = Device::flex();
+    let mut cfg = tiny().model;
+    cfg.absolute = musicdiff_model::AbsoluteKind::Learned;
+    // adaLN-zero makes an untrained model output zeros: take one optimiser step first so that
+    // every parameter, the zero-initialised ones included, holds something to compare.
+    let ad = Device::flex().autodiff();
+    let trainable = cfg.init(&ad);
+    let probe = DitInput {
+        noisy: Tensor::ones([1, cfg.tokens(), cfg.patch_dim()], &ad),
+        known: Tensor::zeros([1, cfg.tokens(), cfg.patch_dim()], &ad),
+        mask: Tensor::zeros([1, cfg.tokens(), 1], &ad),
+        t: Tensor::from_floats([0.5], &ad),
+    };
+    let probe_cond = Conditioning::from_examples(
+        &[CondExample {
+            tokens: vec![0.5; cfg.text_dim],
+            n_tokens: 1,
+            sentence: vec![0.5; cfg.text_dim],
+            genre: None,
+            artist: None,
+            seconds_start: 0.0,
+            seconds_total: 5.0,
+            keep: Keep::ALL,
+        }],
+        &cfg,
+        &ad,
+    )
+    .unwrap();
+    let loss = (trainable.forward(probe, &probe_cond) - 1.0)
+        .powi_scalar(2)
+        .mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &trainable);
+    let model = AdamW::new(&tiny().optim)
+        .step(trainable, grads, 1e-2)
+        .0
+        .valid();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    weights::save(&model, &path).unwrap();
+    let back = weights::load(&cfg, &path, &device).unwrap();
+    let (n, pd) = (cfg.tokens(), cfg.patch_dim());
+    let noisy: Vec<f32> = (0..n * pd)
+        .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let input = DitInput {
+        noisy: Tensor::from_data(TensorData::new(noisy, [1, n, pd]), &device),
+        known: Tensor::zeros([1, n, pd], &device),
+        mask: Tensor::zeros([1, n, 1], &device),
+        t: Tensor::from_floats([0.5], &device),
+    };
+    let cond = Conditioning::from_examples(
+        &[CondExample {
+            tokens: vec![0.3; 2 * cfg.text_dim],
+            n_tokens: 2,
+            sentence: vec![0.1; cfg.text_dim],
+            genre: None,
+            artist: None,
+            seconds_start: 1.0,
+            seconds_total: 20.0,
+            keep: Keep::ALL,
+        }],
+        &cfg,
+        &device,
+    )
+    .unwrap();
+    let a: Vec<f32> = model
+        .forward(input.clone(), &cond)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let b: Vec<f32> = back
+        .forward(input, &cond)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(
+        a.iter().any(|&v| v.abs() > 1e-4),
+        "outputs should not be all zero"
+    );
+    assert_eq!(a, b);
+    // A different architecture is refused with the file named.
+    let mut other = cfg.clone();
+    other.depth = 3;
+    let err = weights::load(&other, &path, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("w.safetensors") && err.contains("does not fit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resuming_gives_the_same_loss_curve_as_an_uninterrupted_run() {
+    let (_data, shards) = prepared();
+    let mut cfg = tiny();
+    cfg.optim.steps = 8;
+    cfg.run.checkpoint_every = 3;
+    cfg.run.eval_every = 4;
+    let stop = AtomicBool::new(false);
+    let whole = tempfile::tempdir().unwrap();
+    let outcome = musicdiff_train::train(
+        &options(shards.path(), whole.path(), cfg.clone()),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(outcome.reason, StopReason::ScheduleDone);
+    assert_eq!(outcome.step, 8);
+
+    let parts = tempfile::tempdir().unwrap();
+    let mut first = options(shards.path(), parts.path(), cfg.clone());
+    first.max_steps = Some(5);
+    let o = musicdiff_train::train(&first, &stop, &mut |_| {}).unwrap();
+    assert_eq!((o.step, o.reason), (5, StopReason::MaxSteps));
+    // A run directory with a checkpoint is not overwritten without --resume.
+    let err = musicdiff_train::train(&first, &stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--resume"), "{err}");
+    let mut second = options(shards.path(), parts.path(), cfg);
+    second.resume = true;
+    let o = musicdiff_train::train(&second, &stop, &mut |_| {}).unwrap();
+    assert_eq!((o.step, o.reason), (8, StopReason::ScheduleDone));
+
+    let (a, b) = (losses(whole.path()), losses(parts.path()));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, b, "resumed loss curve differs");
+    // 12 training windows at batch 4: the 8 steps crossed two epoch boundaries; eval ran.
+    let metrics = std::fs::read_to_string(parts.path().join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("eval_prefix"));
+    assert!(parts.path().join("loss.png").exists());
+    assert_eq!(
+        std::fs::read(
+            whole
+                .path()
+                .join("checkpoints/step-00000008/ema.safetensors")
+        )
+        .unwrap(),
+        std::fs::read(
+            parts
+                .path()
+                .join("checkpoints/step-00000008/ema.safetensors")
+        )
+        .unwrap(),
+        "EMA weights differ after resume"
+    );
+}
+
+#[test]
+fn masks_keep_what_they_keep() {
+    let (_data, shards) = prepared();
+    let cfg = tiny();
+    let device = Device::flex();
+    let loader = Loader::open(shards.path(), Split::Train, 4, 0).unwrap();
+    let b = loader.epoch(0).next().unwrap().unwrap();
+    let mut fields = FieldVectors::default();
+    fields.add(&b, &encoder()).unwrap();
+    let d = cfg.model.patch_dim();
+    for kind in [MaskKind::Full, MaskKind::Spans, MaskKind::Prefix] {
+        let mut rng = Rng::for_item(9, 1);
+        let sb = batch::make(&b, &cfg, &mut rng, &fields, 0.0116, Some(kind), &device).unwrap();
+        let mask: Vec<f32> = sb
+            .input
+            .mask
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let generate: Vec<f32> = sb.generate.clone().into_data().try_to_vec::<f32>().unwrap();
+        let known: Vec<f32> = sb
+            .input
+            .known
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let noisy: Vec<f32> = sb
+            .input
+            .noisy
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let target: Vec<f32> = sb.target.clone().into_data().try_to_vec::<f32>().unwrap();
+        let t: Vec<f32> = sb.input.t.clone().into_data().try_to_vec::<f32>().unwrap();
+        for (tok, (&m, &g)) in mask.iter().zip(&generate).enumerate() {
+            assert_eq!(m + g, 1.0, "known and generated partition the tokens");
+            let row = tok * d..(tok + 1) * d;
+            if m == 0.0 {
+                assert!(
+                    known[row].iter().all(|&v| v == 0.0),
+                    "nothing known where generated"
+                );
+            } else {
+                // Known values are the clean patch: x0 = alpha x_t - sigma v.
+                let ex = tok / cfg.model.tokens();
+                let schedule = musicdiff_diffusion::schedule::CosineSchedule::default();
+                let (a, s) = schedule.alpha_sigma(t[ex] as f64);
+                for i in row {
+                    let x0 = a as f32 * noisy[i] - s as f32 * target[i];
+                    assert!((known[i] - x0).abs() < 1e-3, "{} vs {x0}", known[i]);
+                }
+            }
+        }
+        let kept = mask.iter().filter(|&&m| m == 1.0).count();
+        match kind {
+            MaskKind::Full => assert_eq!(kept, 0),
+            _ => assert!(kept > 0 && kept < mask.len()),
+        }
+    }
+}
