@@ -422,4 +422,102 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
         "{}",
         stderr(&o)
     );
+
+    // Training on those shards with the tiny config, stopped and resumed.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train/tiny.toml");
+    let run = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "-q",
+            "train",
+            "--data",
+            s(&shards),
+            "--config",
+            s(&tiny),
+            "--out",
+            s(&run),
+        ];
+        args.extend_from_slice(extra);
+        musicdiff(&args)
+    };
+    let o = train(&["--max-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("stopped at step 3 (--max-steps reached)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        run.join("checkpoints/step-00000003/ema.safetensors")
+            .exists()
+    );
+    assert!(run.join("loss.png").exists());
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    // The same run directory again without --resume is refused, with a hint.
+    let o = train(&["--max-steps", "4"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    let o = train(&["--max-steps", "5", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("stopped at step 5"), "{}", stdout(&o));
+    // Bad requests: a config key that does not exist, nothing to resume, a bad duration.
+    let bad_cfg = dir.path().join("bad-train.toml");
+    std::fs::write(
+        &bad_cfg,
+        std::fs::read_to_string(&tiny)
+            .unwrap()
+            .replace("[optim]", "[optim]\nlearning_rate = 1.0"),
+    )
+    .unwrap();
+    let o = musicdiff(&[
+        "train",
+        "--data",
+        s(&shards),
+        "--config",
+        s(&bad_cfg),
+        "--out",
+        s(&dir.path().join("r2")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad-train.toml") && stderr(&o).contains("learning_rate"),
+        "{}",
+        stderr(&o)
+    );
+    let o = musicdiff(&[
+        "train",
+        "--data",
+        s(&shards),
+        "--config",
+        s(&tiny),
+        "--out",
+        s(&dir.path().join("r3")),
+        "--resume",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no checkpoint to resume from"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("r3/checkpoints/latest").exists());
+    let o = musicdiff(&[
+        "train",
+        "--data",
+        s(&shards),
+        "--config",
+        s(&tiny),
+        "--out",
+        s(&dir.path().join("r4")),
+        "--time-budget",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unit"), "{}", stderr(&o));
 }

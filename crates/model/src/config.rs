@@ -96,7 +96,7 @@ impl DitConfig {
                 "must all be at least 1".into(),
             );
         }
-        if self.frames == 0 || self.frames % self.patch_frames != 0 {
+        if self.frames == 0 || !self.frames.is_multiple_of(self.patch_frames) {
             return bad(
                 "frames",
                 format!(
@@ -105,13 +105,13 @@ impl DitConfig {
                 ),
             );
         }
-        if self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(
                 "heads",
                 format!("{} must divide d_model ({})", self.heads, self.d_model),
             );
         }
-        if self.position.relative() && (self.d_model / self.heads) % 2 != 0 {
+        if self.position.relative() && !(self.d_model / self.heads).is_multiple_of(2) {
             return bad(
                 "heads",
                 format!(

@@ -143,7 +143,7 @@ impl TrainConfig {
         if !(o.lr > 0.0 && o.lr < 1.0) {
             return Err(format!("optim.lr = {} must be in (0, 1)", o.lr));
         }
-        if !(o.eps > 0.0) || o.grad_clip < 0.0 || o.weight_decay < 0.0 {
+        if o.eps.is_nan() || o.eps <= 0.0 || o.grad_clip < 0.0 || o.weight_decay < 0.0 {
             return Err(
                 "optim.eps must be positive; grad_clip and weight_decay not negative".into(),
             );

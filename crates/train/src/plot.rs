@@ -88,9 +88,12 @@ fn step_label(s: f64) -> String {
     }
 }
 
+/// Held-out loss at a step: full generation, filling, continuation.
+pub type EvalPoint = (u64, [f64; 3]);
+
 /// Draws the curves and writes the PNG atomically. `train` is `(step, loss)`; `eval` is
 /// `(step, [full, spans, prefix])`.
-pub fn write(path: &Path, train: &[(u64, f64)], eval: &[(u64, [f64; 3])]) -> Result<()> {
+pub fn write(path: &Path, train: &[(u64, f64)], eval: &[EvalPoint]) -> Result<()> {
     let mut img = RgbImage::from_pixel(W, H, Rgb([255, 255, 255]));
     let all: Vec<f64> = train
         .iter()
