@@ -426,20 +426,21 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
     // Training on those shards with the tiny config, stopped and resumed.
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train/tiny.toml");
     let run = dir.path().join("run");
-    let train = |extra: &[&str]| {
+    let train_in = |config: &Path, out: &Path, extra: &[&str]| {
         let mut args = vec![
             "-q",
             "train",
             "--data",
             s(&shards),
             "--config",
-            s(&tiny),
+            s(config),
             "--out",
-            s(&run),
+            s(out),
         ];
         args.extend_from_slice(extra);
         musicdiff(&args)
     };
+    let train = |extra: &[&str]| train_in(&tiny, &run, extra);
     let o = train(&["--max-steps", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -475,31 +476,14 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
             .replace("[optim]", "[optim]\nlearning_rate = 1.0"),
     )
     .unwrap();
-    let o = musicdiff(&[
-        "train",
-        "--data",
-        s(&shards),
-        "--config",
-        s(&bad_cfg),
-        "--out",
-        s(&dir.path().join("r2")),
-    ]);
+    let o = train_in(&bad_cfg, &dir.path().join("r2"), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("bad-train.toml") && stderr(&o).contains("learning_rate"),
         "{}",
         stderr(&o)
     );
-    let o = musicdiff(&[
-        "train",
-        "--data",
-        s(&shards),
-        "--config",
-        s(&tiny),
-        "--out",
-        s(&dir.path().join("r3")),
-        "--resume",
-    ]);
+    let o = train_in(&tiny, &dir.path().join("r3"), &["--resume"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("no checkpoint to resume from"),
@@ -507,17 +491,7 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
         stderr(&o)
     );
     assert!(!dir.path().join("r3/checkpoints/latest").exists());
-    let o = musicdiff(&[
-        "train",
-        "--data",
-        s(&shards),
-        "--config",
-        s(&tiny),
-        "--out",
-        s(&dir.path().join("r4")),
-        "--time-budget",
-        "10",
-    ]);
+    let o = train_in(&tiny, &dir.path().join("r4"), &["--time-budget", "10"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("unit"), "{}", stderr(&o));
 }
