@@ -322,3 +322,90 @@ impl Dit {
         self.last.proj.forward(h)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PositionEncoding;
+    use crate::config::tests::tiny;
+    use crate::{CondExample, Keep};
+
+    /// Adds small noise to every parameter: adaLN-zero starts the gates, the cross-attention
+    /// output and the final projection at zero, and the blocks would hide position effects.
+    struct Jitter;
+    impl burn::module::ModuleMapper for Jitter {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| {
+                let noise = t.random_like(burn::tensor::Distribution::Normal(0.0, 0.1));
+                t + noise
+            })
+        }
+    }
+
+    fn output(position: PositionEncoding, absolute: AbsoluteKind, device: &Device) -> Vec<f32> {
+        let cfg = DitConfig {
+            position,
+            absolute,
+            ..tiny()
+        };
+        device.seed(5);
+        let model = cfg.init(device).map(&mut Jitter);
+        let (n, pd) = (cfg.tokens(), cfg.patch_dim());
+        let noisy: Vec<f32> = (0..n * pd)
+            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let input = DitInput {
+            noisy: Tensor::from_data(TensorData::new(noisy, [1, n, pd]), device),
+            known: Tensor::zeros([1, n, pd], device),
+            mask: Tensor::zeros([1, n, 1], device),
+            t: Tensor::from_floats([0.4], device),
+        };
+        let cond = Conditioning::from_examples(
+            &[CondExample {
+                tokens: vec![0.2; 2 * cfg.text_dim],
+                n_tokens: 2,
+                sentence: vec![0.1; cfg.text_dim],
+                genre: None,
+                artist: None,
+                seconds_start: 0.0,
+                seconds_total: 8.0,
+                keep: Keep::ALL,
+            }],
+            &cfg,
+            device,
+        )
+        .unwrap();
+        let out = model.forward(input, &cond);
+        assert_eq!(out.dims(), [1, n, pd]);
+        out.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn every_position_encoding_runs_and_changes_the_output() {
+        let device = Device::flex();
+        let outs: Vec<Vec<f32>> = [
+            (PositionEncoding::Absolute, AbsoluteKind::Sinusoidal),
+            (PositionEncoding::Absolute, AbsoluteKind::Learned),
+            (PositionEncoding::Relative, AbsoluteKind::Sinusoidal),
+            (PositionEncoding::Both, AbsoluteKind::Sinusoidal),
+        ]
+        .into_iter()
+        .map(|(p, a)| output(p, a, &device))
+        .collect();
+        for o in &outs {
+            assert!(o.iter().all(|v| v.is_finite()));
+            assert!(o.iter().any(|v| v.abs() > 1e-6));
+        }
+        for i in 0..outs.len() {
+            for j in i + 1..outs.len() {
+                assert_ne!(outs[i], outs[j], "modes {i} and {j} gave the same output");
+            }
+        }
+        // A model without learned positions has no position table to save.
+        let cfg = DitConfig {
+            position: PositionEncoding::Relative,
+            ..tiny()
+        };
+        assert!(cfg.init(&device).pos_table.is_none());
+    }
+}

@@ -50,7 +50,7 @@ mod tests {
         #![proptest_config(ProptestConfig { rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
         #[test]
         fn unpatchify_inverts_patchify(n_mels in 1usize..6, p in 1usize..5, tokens in 1usize..7, seed in 0u32..1000) {
-            let mel: Vec<f32> = (0..n_mels * p * tokens).map(|i| ((i as u32 * 2654435761u32) ^ seed) as f32).collect();
+            let mel: Vec<f32> = (0..n_mels * p * tokens).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32).collect();
             let t = patchify(&mel, n_mels, p);
             prop_assert_eq!(t.len(), mel.len());
             prop_assert_eq!(unpatchify(&t, n_mels, p), mel);
