@@ -238,6 +238,13 @@ fn evaluate(
     device: &Device,
 ) -> Result<Option<[f64; 3]>> {
     let hop_seconds = run.state.data.hop_length as f64 / run.state.data.sample_rate as f64;
+    // Evaluation keeps every conditioning part.
+    let mut cfg = run.cfg.clone();
+    cfg.dropout.all = 0.0;
+    cfg.dropout.text = 0.0;
+    cfg.dropout.genre = 0.0;
+    cfg.dropout.artist = 0.0;
+    cfg.dropout.timing = 0.0;
     let mut out = [0.0; 3];
     for (k, kind) in [MaskKind::Full, MaskKind::Spans, MaskKind::Prefix]
         .into_iter()
@@ -248,12 +255,6 @@ fn evaluate(
         for b in test.epoch(0).take(run.cfg.run.eval_batches) {
             let b = b?;
             fields.add(&b, encoder)?;
-            let mut cfg = run.cfg.clone();
-            cfg.dropout.all = 0.0;
-            cfg.dropout.text = 0.0;
-            cfg.dropout.genre = 0.0;
-            cfg.dropout.artist = 0.0;
-            cfg.dropout.timing = 0.0;
             let sb = batch::make(&b, &cfg, &mut rng, fields, hop_seconds, Some(kind), device)?;
             let pred = run.ema.forward(sb.input.clone(), &sb.cond);
             let l: f64 = batch::per_example_loss(pred, &sb)
