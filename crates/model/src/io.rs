@@ -1,13 +1,15 @@
-//! Weights on disk: safetensors written through burn-store, atomically (a temporary file in the
-//! same directory, then a rename), so an interrupted save never leaves a half-written file
-//! where a good one was. Loading checks that every parameter of the configured architecture is
+//! Weights on disk: safetensors serialised by burn-store and written atomically by the DSP
+//! crate's `write_atomic` (a temporary file in the same directory, then a rename), so an
+//! interrupted save never leaves a half-written file where a good one was. Loading checks that every parameter of the configured architecture is
 //! present with its shape and that the file holds nothing else, so a checkpoint is never read
 //! into a model it does not belong to.
 
+use std::io::Write;
 use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use musicdiff_dsp::atomic::write_atomic;
 
 use crate::config::DitConfig;
 use crate::dit::Dit;
@@ -20,33 +22,19 @@ fn weights_err(path: &Path, detail: impl ToString) -> ModelError {
     }
 }
 
-/// Writes `model`'s parameters to `path` (safetensors), replacing it atomically.
+/// Writes `model`'s parameters to `path` (safetensors), replacing it atomically through
+/// `musicdiff_dsp::atomic::write_atomic`.
 pub fn save(model: &Dit, path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
-    let mut store = SafetensorsStore::from_file(&tmp)
-        .overwrite(true)
-        .metadata("format", "musicdiff-dit");
-    let result = model
+    let mut store = SafetensorsStore::from_bytes(None).metadata("format", "musicdiff-dit");
+    model
         .save_into(&mut store)
-        .map_err(|e| weights_err(path, e))
-        .and_then(|()| {
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| weights_err(path, e))
-        })
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| weights_err(path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        .map_err(|e| weights_err(path, e))?;
+    let bytes = store.get_bytes().map_err(|e| weights_err(path, e))?;
+    write_atomic(path, |w| {
+        w.write_all(&bytes)
+            .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
+    })
+    .map_err(|e| weights_err(path, e))
 }
 
 /// Builds the architecture of `cfg` and reads its parameters from `path`.
