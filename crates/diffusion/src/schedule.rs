@@ -45,6 +45,21 @@ impl CosineSchedule {
         (ab.sqrt(), (1.0 - ab).sqrt())
     }
 
+    /// `sigma / alpha`, the noise level of the variance-exploding view `x_t / alpha = x_0 +
+    /// (sigma / alpha) eps` that Karras et al. (2022) samplers step in.
+    pub fn ve_sigma(&self, t: f64) -> f64 {
+        let (a, s) = self.alpha_sigma(t);
+        s / a.max(f64::MIN_POSITIVE)
+    }
+
+    /// The time whose `sigma / alpha` is `ve_sigma` (inverse of [`Self::ve_sigma`]):
+    /// `alpha_bar = 1 / (1 + ve_sigma^2)`, then the cosine solved for `t`.
+    pub fn t_from_ve_sigma(&self, ve_sigma: f64) -> f64 {
+        let alpha_bar = 1.0 / (1.0 + ve_sigma * ve_sigma);
+        let c = (alpha_bar * self.f(0.0)).sqrt().clamp(0.0, 1.0);
+        (c.acos() / FRAC_PI_2 * (1.0 + self.offset) - self.offset).clamp(0.0, 1.0)
+    }
+
     /// Signal-to-noise ratio `alpha^2 / sigma^2` (infinite at t = 0).
     pub fn snr(&self, t: f64) -> f64 {
         let ab = self.alpha_bar(t);
@@ -91,6 +106,16 @@ mod tests {
         let (a, sg) = s.alpha_sigma(0.37);
         assert!((a * a + sg * sg - 1.0).abs() < 1e-12);
         assert!(s.snr(0.5) > s.snr(0.6));
+    }
+
+    #[test]
+    fn ve_sigma_and_time_invert_each_other() {
+        let s = CosineSchedule::default();
+        for t in [0.001, 0.1, 0.37, 0.5, 0.9, 0.999] {
+            let back = s.t_from_ve_sigma(s.ve_sigma(t));
+            assert!((back - t).abs() < 1e-9, "{t} -> {back}");
+        }
+        assert_eq!(s.t_from_ve_sigma(0.0), 0.0);
     }
 
     #[test]
