@@ -68,6 +68,18 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Frames whose complex STFT is known: Griffin-Lim starts them from these values and puts them
+/// back after every projection, so the phase of the free frames grows consistent with the
+/// known audio around them (spectrogram in-painting; the known frames reproduce the original
+/// signal wherever only they overlap).
+#[derive(Debug, Clone, Copy)]
+pub struct Anchor<'a, T> {
+    /// The known complex STFT, `frames x n_bins` like the magnitude's transpose.
+    pub spectrum: &'a Spectrum<T>,
+    /// Per frame: true where `spectrum` is kept.
+    pub frames: &'a [bool],
+}
+
 /// Reconstructs `length` samples whose STFT magnitude approximates `magnitude`
 /// (`[n_bins, frames]`, as librosa). `on_iter(i)` is called after iteration `i` (1-based) for
 /// progress reporting. Runs in `f32` for speed or `f64` for exactness.
@@ -76,6 +88,18 @@ pub fn griffin_lim<T: Real>(
     magnitude: &Matrix<T>,
     length: usize,
     cfg: &GriffinLimConfig,
+    on_iter: &mut dyn FnMut(usize),
+) -> Result<Vec<T>> {
+    griffin_lim_anchored(stft, magnitude, length, cfg, None, on_iter)
+}
+
+/// [`griffin_lim`] with some frames fixed to known complex values (see [`Anchor`]).
+pub fn griffin_lim_anchored<T: Real>(
+    stft: &Stft<T>,
+    magnitude: &Matrix<T>,
+    length: usize,
+    cfg: &GriffinLimConfig,
+    anchor: Option<Anchor<'_, T>>,
     on_iter: &mut dyn FnMut(usize),
 ) -> Result<Vec<T>> {
     cfg.validate()?;
@@ -91,6 +115,27 @@ pub fn griffin_lim<T: Real>(
         ));
     }
     let frames = magnitude.cols();
+    if let Some(a) = &anchor
+        && (a.frames.len() != frames || a.spectrum.data.len() != frames * n_bins)
+    {
+        return Err(DspError::invalid(
+            "anchor",
+            format!(
+                "covers {} frames ({} values) but the magnitude has {frames} frames of {n_bins} bins",
+                a.frames.len(),
+                a.spectrum.data.len()
+            ),
+        ));
+    }
+    // Puts the known frames back into `angles`.
+    let pin = |angles: &mut Spectrum<T>| {
+        if let Some(a) = &anchor {
+            for (f, _) in a.frames.iter().enumerate().filter(|(_, k)| **k) {
+                let r = f * n_bins..(f + 1) * n_bins;
+                angles.data[r.clone()].copy_from_slice(&a.spectrum.data[r]);
+            }
+        }
+    };
     // S: magnitudes frame-major [frames][n_bins], the layout of Spectrum.
     let s = magnitude.transpose();
     let s = s.as_slice();
@@ -111,6 +156,8 @@ pub fn griffin_lim<T: Real>(
             }
         }
     }
+
+    pin(&mut angles);
 
     let momentum = cfg.momentum as f64;
     let alpha: T = cast(momentum / (1.0 + momentum));
@@ -135,6 +182,7 @@ pub fn griffin_lim<T: Real>(
             let u = if first { *r } else { *r - *p * alpha };
             *a = u * (m / (u.norm() + eps));
         }
+        pin(&mut angles);
         std::mem::swap(&mut rebuilt, &mut previous);
         on_iter(i + 1);
     }
@@ -209,6 +257,49 @@ mod tests {
         let ys: Vec<u64> = (0..4).map(|_| splitmix64(&mut b)).collect();
         assert_eq!(xs, ys);
         assert!(xs.windows(2).all(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn anchored_frames_reproduce_the_known_audio() {
+        let (n_fft, hop) = (512, 128);
+        let stft = Stft::<f32>::new(StftConfig::new(n_fft, hop)).unwrap();
+        let x: Vec<f32> = (0..8000)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16000.0).sin() * 0.4)
+            .collect();
+        let spec = stft.forward(&x);
+        let mag = spec.magnitude();
+        // The first half of the frames known, the rest left to Griffin-Lim.
+        let known: Vec<bool> = (0..spec.n_frames).map(|f| f < spec.n_frames / 2).collect();
+        let anchor = Anchor {
+            spectrum: &spec,
+            frames: &known,
+        };
+        let cfg = GriffinLimConfig::default();
+        let y = griffin_lim_anchored(&stft, &mag, x.len(), &cfg, Some(anchor), &mut |_| {})
+            .unwrap();
+        // Samples covered only by known frames come back to rounding error.
+        let last_known = spec.n_frames / 2 - 1;
+        let safe = last_known * hop + hop - n_fft / 2;
+        let err = x[..safe]
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-4, "known region error {err}");
+        let free = griffin_lim(&stft, &mag, x.len(), &cfg, &mut |_| {}).unwrap();
+        let err_free = x[..safe]
+            .iter()
+            .zip(&free)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err_free > 0.05, "unanchored phase should differ: {err_free}");
+        // A mis-sized anchor is refused.
+        let short = vec![true; 3];
+        let bad = Anchor {
+            spectrum: &spec,
+            frames: &short,
+        };
+        assert!(griffin_lim_anchored(&stft, &mag, x.len(), &cfg, Some(bad), &mut |_| {}).is_err());
     }
 
     #[test]

@@ -190,16 +190,33 @@ impl Conditioning {
     /// This batch twice: first as given, then with every part dropped (the unconditional half
     /// of classifier-free guidance, evaluated in the same forward pass).
     pub fn with_unconditional(&self) -> Self {
-        let cat = |a: &Tensor<2>| Tensor::cat(vec![a.clone(), a.clone()], 0);
+        self.with_variants(&[Keep::ALL, Keep::NONE])
+    }
+
+    /// This batch once per variant, stacked along the batch: copy `k` keeps only the parts
+    /// that both the example and `variants[k]` keep. For guidance with several scales.
+    pub fn with_variants(&self, variants: &[Keep]) -> Self {
+        let n = variants.len();
+        let rep2 = |a: &Tensor<2>| Tensor::cat(vec![a.clone(); n], 0);
+        let b = self.batch();
+        let device = self.keep.device();
+        let masks: Vec<f32> = variants
+            .iter()
+            .flat_map(|v| {
+                let f = v.as_floats();
+                (0..b).flat_map(move |_| f)
+            })
+            .collect();
+        let masks = Tensor::<2>::from_data(TensorData::new(masks, [n * b, 4]), &device);
         Self {
-            text: Tensor::cat(vec![self.text.clone(), self.text.clone()], 0),
-            text_valid: Tensor::cat(vec![self.text_valid.clone(), self.text_valid.clone()], 0),
-            sentence: cat(&self.sentence),
-            genre: cat(&self.genre),
-            artist: cat(&self.artist),
-            start: cat(&self.start),
-            total: cat(&self.total),
-            keep: Tensor::cat(vec![self.keep.clone(), self.keep.zeros_like()], 0),
+            text: Tensor::cat(vec![self.text.clone(); n], 0),
+            text_valid: Tensor::cat(vec![self.text_valid.clone(); n], 0),
+            sentence: rep2(&self.sentence),
+            genre: rep2(&self.genre),
+            artist: rep2(&self.artist),
+            start: rep2(&self.start),
+            total: rep2(&self.total),
+            keep: rep2(&self.keep) * masks,
         }
     }
 }
