@@ -39,8 +39,16 @@ enum Command {
     Corpus(commands::corpus::CorpusCmd),
     /// Inspect datasets and prepare them for training.
     Data(commands::data::DataCmd),
+    /// Generate music from a text prompt (WAV + spectrogram PNG + JSON sidecar).
+    Generate(commands::generate::GenerateCmd),
+    /// Regenerate a span of an audio file so that it joins both sides.
+    Fill(commands::generate::FillCmd),
+    /// Extend an audio file with new music that follows from its end.
+    Continue(commands::generate::ContinueCmd),
     /// Train the diffusion transformer on prepared shards (checkpoints, metrics, samples).
     Train(commands::train::TrainCmd),
+    /// Turn a training checkpoint into a model directory for generate, fill and continue.
+    Export(commands::export::ExportCmd),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +59,11 @@ fn main() -> ExitCode {
         Command::Roundtrip(cmd) => commands::roundtrip::run(cmd, &ui),
         Command::Corpus(cmd) => commands::corpus::run(cmd, &ui),
         Command::Data(cmd) => commands::data::run(cmd, &ui),
+        Command::Generate(cmd) => commands::generate::run_generate(cmd, &ui),
+        Command::Fill(cmd) => commands::generate::run_fill(cmd, &ui),
+        Command::Continue(cmd) => commands::generate::run_continue(cmd, &ui),
         Command::Train(cmd) => commands::train::run(cmd, &ui),
+        Command::Export(cmd) => commands::export::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +105,12 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         Some(_) => 1,
         None if err.is::<musicdiff_text::TextError>() => 2,
+        None if err.is::<musicdiff_pipeline::PipelineError>() => {
+            match err.downcast_ref::<musicdiff_pipeline::PipelineError>() {
+                Some(e) if e.is_bad_input() => 2,
+                _ => 1,
+            }
+        }
         None if err.is::<musicdiff_train::TrainError>() => match err.downcast_ref() {
             Some(
                 musicdiff_train::TrainError::Config { .. }
@@ -102,6 +120,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 | musicdiff_train::TrainError::Dataset(_)
                 | musicdiff_train::TrainError::Text(_),
             ) => 2,
+            Some(musicdiff_train::TrainError::Pipeline(e)) if e.is_bad_input() => 2,
             Some(musicdiff_train::TrainError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {

@@ -287,7 +287,11 @@ fn karras(
         let x0 = denoise(&y, sigma);
         let d: Vec<f64> = y.iter().zip(&x0).map(|(y, x)| (y - x) / sigma).collect();
         // 2. Euler step to the next level.
-        let euler: Vec<f64> = y.iter().zip(&d).map(|(y, d)| y + (next - sigma) * d).collect();
+        let euler: Vec<f64> = y
+            .iter()
+            .zip(&d)
+            .map(|(y, d)| y + (next - sigma) * d)
+            .collect();
         // 3. Heun: average with the slope at the next level (not at sigma = 0).
         y = if heun && next > 0.0 {
             let x1 = denoise(&euler, next);
@@ -427,7 +431,10 @@ pub(crate) mod tests {
         for kind in SamplerKind::ALL {
             let (coarse, fine) = (max_error(kind, 20), max_error(kind, 200));
             assert!(fine < 0.04, "{kind}: max error {fine} at 200 steps");
-            assert!(fine < coarse / 2.0, "{kind}: {coarse} at 20 steps, {fine} at 200");
+            assert!(
+                fine < coarse / 2.0,
+                "{kind}: {coarse} at 20 steps, {fine} at 200"
+            );
         }
     }
 

@@ -275,8 +275,8 @@ mod tests {
             frames: &known,
         };
         let cfg = GriffinLimConfig::default();
-        let y = griffin_lim_anchored(&stft, &mag, x.len(), &cfg, Some(anchor), &mut |_| {})
-            .unwrap();
+        let y =
+            griffin_lim_anchored(&stft, &mag, x.len(), &cfg, Some(anchor), &mut |_| {}).unwrap();
         // Samples covered only by known frames come back to rounding error.
         let last_known = spec.n_frames / 2 - 1;
         let safe = last_known * hop + hop - n_fft / 2;
@@ -292,7 +292,10 @@ mod tests {
             .zip(&free)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(err_free > 0.05, "unanchored phase should differ: {err_free}");
+        assert!(
+            err_free > 0.05,
+            "unanchored phase should differ: {err_free}"
+        );
         // A mis-sized anchor is refused.
         let short = vec![true; 3];
         let bad = Anchor {

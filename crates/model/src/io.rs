@@ -45,8 +45,16 @@ pub fn load(cfg: &DitConfig, path: &Path, device: &Device) -> Result<Dit> {
             path: path.to_path_buf(),
         });
     }
+    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e))?;
+    load_bytes(cfg, bytes, path, device)
+}
+
+/// Builds the architecture of `cfg` and reads its parameters from safetensors `bytes` (f32);
+/// `path` names their origin in errors.
+pub fn load_bytes(cfg: &DitConfig, bytes: Vec<u8>, path: &Path, device: &Device) -> Result<Dit> {
+    cfg.validate()?;
     let mut model = cfg.init(device);
-    let mut store = SafetensorsStore::from_file(path);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = model
         .load_from(&mut store)
         .map_err(|e| weights_err(path, format!("does not fit the model config: {e}")))?;

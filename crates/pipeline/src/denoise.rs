@@ -1,7 +1,11 @@
 //! The DiT as an `x0` denoiser. One call:
-//! 1. runs the network on `[x_t, known * m, m]` for the conditional batch and, when the guidance
-//!    scale is not 1, the unconditional one in the same forward pass;
-//! 2. combines the two v-predictions, `v = v_u + w (v_c - v_u)`;
+//! 1. runs the network on `[x_t, known * m, m]` for the conditional batch and, when guiding,
+//!    its unconditional copy (and, with a separate timing scale, a text-only copy) in the same
+//!    forward pass;
+//! 2. combines the v-predictions by classifier-free guidance (Ho & Salimans 2022):
+//!    `v = v_u + w (v_c - v_u)`, or with separate scales for the caption (with its genre and
+//!    artist fields) and the timing, as InstructPix2Pix composes two conditions (Brooks et al.
+//!    2023, eq. 3): `v = v_u + w_text (v_text - v_u) + w_timing (v_c - v_text)`;
 //! 3. converts to `x0 = alpha_t x_t - sigma_t v` (the v-parameterisation of `musicdiff-diffusion`);
 //! 4. puts the known tokens back (`x0 = m known + (1 - m) x0`), so that a sampler keeps the
 //!    noise of the known region consistent with its clean values and the kept audio is exact.
@@ -9,7 +13,66 @@
 use burn::prelude::*;
 use musicdiff_diffusion::sampler::Denoiser;
 use musicdiff_diffusion::schedule::CosineSchedule;
-use musicdiff_model::{Conditioning, Dit, DitInput};
+use musicdiff_model::{Conditioning, Dit, DitInput, Keep};
+
+/// Classifier-free guidance scales; 1 everywhere disables guidance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guidance {
+    /// Scale of the caption and the genre/artist fields.
+    pub text: f32,
+    /// Scale of the timing conditioning; `None` uses `text` for everything.
+    pub timing: Option<f32>,
+}
+
+impl Guidance {
+    /// One scale for all conditioning.
+    pub fn new(scale: f32) -> Self {
+        Self {
+            text: scale,
+            timing: None,
+        }
+    }
+
+    fn separate_timing(&self) -> Option<f32> {
+        self.timing.filter(|&w| w != self.text)
+    }
+
+    /// The conditioning variants one evaluation needs: conditional first, unconditional last.
+    fn variants(&self) -> Vec<Keep> {
+        let text_only = Keep {
+            timing: false,
+            ..Keep::ALL
+        };
+        match self.separate_timing() {
+            Some(_) => vec![Keep::ALL, text_only, Keep::NONE],
+            None if self.text == 1.0 => vec![Keep::ALL],
+            None => vec![Keep::ALL, Keep::NONE],
+        }
+    }
+
+    /// Combines the v-predictions of [`Self::variants`] (`parts[k]` is variant `k`).
+    fn combine(&self, parts: &[&[f32]]) -> Vec<f32> {
+        match (self.separate_timing(), parts) {
+            (Some(wt), [c, text, u]) => {
+                let w = self.text;
+                (0..c.len())
+                    .map(|i| u[i] + w * (text[i] - u[i]) + wt * (c[i] - text[i]))
+                    .collect()
+            }
+            (None, [c, u]) => {
+                let w = self.text;
+                (0..c.len()).map(|i| u[i] + w * (c[i] - u[i])).collect()
+            }
+            (_, [c]) => c.to_vec(),
+            _ => unreachable!("variants and parts agree"),
+        }
+    }
+
+    /// Forward passes per denoiser call (the batch multiplier).
+    pub fn copies(&self) -> usize {
+        self.variants().len()
+    }
+}
 
 /// A batch of `B` sequences of `N` tokens of `D` values, flattened row-major.
 pub struct GuidedDenoiser<'a> {
@@ -21,28 +84,29 @@ pub struct GuidedDenoiser<'a> {
     known: Vec<f32>,
     /// `[B, N]`, 1 for known tokens.
     mask: Vec<f32>,
-    pub guidance: f32,
+    pub guidance: Guidance,
     shape: [usize; 3],
     device: Device,
 }
 
 impl<'a> GuidedDenoiser<'a> {
-    /// `known` and `mask` as described on the fields; `guidance` 1 disables guidance.
+    /// `known` and `mask` as described on the fields.
     pub fn new(
         model: &'a Dit,
         cond: &Conditioning,
         known: Vec<f32>,
         mask: Vec<f32>,
         shape: [usize; 3],
-        guidance: f32,
+        guidance: Guidance,
         device: &Device,
     ) -> Self {
         let [b, n, d] = shape;
         assert_eq!(known.len(), b * n * d, "known must be [B, N, D]");
         assert_eq!(mask.len(), b * n, "mask must be [B, N]");
         assert_eq!(cond.batch(), b, "conditioning batch");
-        let cond = if guidance != 1.0 {
-            cond.with_unconditional()
+        let variants = guidance.variants();
+        let cond = if variants.len() > 1 {
+            cond.with_variants(&variants)
         } else {
             cond.clone()
         };
@@ -62,8 +126,7 @@ impl<'a> GuidedDenoiser<'a> {
 impl Denoiser for GuidedDenoiser<'_> {
     fn x0(&mut self, x: &[f32], t: f64) -> Vec<f32> {
         let [b, n, d] = self.shape;
-        let guided = self.guidance != 1.0;
-        let copies = if guided { 2 } else { 1 };
+        let copies = self.guidance.copies();
         let tile = |v: &[f32]| -> Vec<f32> { v.repeat(copies) };
         let dev = &self.device;
         let known: Vec<f32> = self
@@ -72,7 +135,7 @@ impl Denoiser for GuidedDenoiser<'_> {
             .enumerate()
             .map(|(i, &k)| k * self.mask[i / d])
             .collect();
-        // 1. One forward pass over [cond; uncond].
+        // 1. One forward pass over all variants.
         let input = DitInput {
             noisy: Tensor::from_data(TensorData::new(tile(x), [copies * b, n, d]), dev),
             known: Tensor::from_data(TensorData::new(tile(&known), [copies * b, n, d]), dev),
@@ -87,14 +150,8 @@ impl Denoiser for GuidedDenoiser<'_> {
             .expect("f32 data");
         // 2. Guidance.
         let len = b * n * d;
-        let v: Vec<f32> = if guided {
-            let w = self.guidance;
-            (0..len)
-                .map(|i| v[len + i] + w * (v[i] - v[len + i]))
-                .collect()
-        } else {
-            v
-        };
+        let parts: Vec<&[f32]> = v.chunks(len).collect();
+        let v = self.guidance.combine(&parts);
         // 3. v -> x0, 4. known tokens back in place.
         let (alpha, sigma) = self.schedule.alpha_sigma(t);
         let (alpha, sigma) = (alpha as f32, sigma as f32);
@@ -105,5 +162,33 @@ impl Denoiser for GuidedDenoiser<'_> {
                 m * self.known[i] + (1.0 - m) * x0
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guidance_combines_as_the_formulas_say() {
+        let (c, text, u) = ([1.0f32, 2.0], [0.5f32, 1.0], [0.0f32, -1.0]);
+        assert_eq!(Guidance::new(1.0).copies(), 1);
+        assert_eq!(Guidance::new(1.0).combine(&[&c]), c.to_vec());
+        let g = Guidance::new(3.0);
+        assert_eq!(g.copies(), 2);
+        assert_eq!(g.combine(&[&c, &u]), vec![3.0, 8.0]);
+        // Equal separate scales are the single-scale case.
+        let same = Guidance {
+            text: 3.0,
+            timing: Some(3.0),
+        };
+        assert_eq!(same.copies(), 2);
+        let split = Guidance {
+            text: 3.0,
+            timing: Some(1.0),
+        };
+        assert_eq!(split.copies(), 3);
+        // u + 3 (text - u) + 1 (c - text)
+        assert_eq!(split.combine(&[&c, &text, &u]), vec![2.0, 7.0]);
     }
 }

@@ -19,21 +19,8 @@ pub const EMA: &str = "ema.safetensors";
 pub const OPTIM: &str = "optim.safetensors";
 pub const STATE: &str = "state.json";
 
-/// What the model needs to know about its data to turn generated tokens back into audio.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataInfo {
-    pub sample_rate: u32,
-    pub n_fft: usize,
-    pub hop_length: usize,
-    pub n_mels: usize,
-    /// Per-band statistics the loader normalised with.
-    pub mel_mean: Vec<f32>,
-    pub mel_std: Vec<f32>,
-    pub text_model: String,
-    /// Where the shards came from and how much audio they held.
-    pub source: String,
-    pub hours: f64,
-}
+/// What the model needs to know about its data (defined with the model directory format).
+pub use musicdiff_pipeline::DataInfo;
 
 /// Everything besides the weights that an exact resume needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ pub enum TrainError {
     Text(#[from] musicdiff_text::TextError),
     #[error(transparent)]
     Dsp(#[from] musicdiff_dsp::DspError),
+    #[error(transparent)]
+    Pipeline(#[from] musicdiff_pipeline::PipelineError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

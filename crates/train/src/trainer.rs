@@ -195,7 +195,7 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
 }
 
 /// Reads `metrics.jsonl` for the loss-curve picture.
-fn read_curves(path: &Path) -> (Vec<(u64, f64)>, Vec<plot::EvalPoint>) {
+pub(crate) fn read_curves(path: &Path) -> (Vec<(u64, f64)>, Vec<plot::EvalPoint>) {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {

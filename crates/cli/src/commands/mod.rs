@@ -2,6 +2,8 @@
 
 pub mod corpus;
 pub mod data;
+pub mod export;
+pub mod generate;
 pub mod roundtrip;
 pub mod spec;
 pub mod train;

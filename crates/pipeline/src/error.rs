@@ -1,0 +1,78 @@
+//! Error type of the pipeline crate: every variant names the file or the request field at
+//! fault, so that the CLI (and later the server) can report it as is.
+
+use std::path::PathBuf;
+
+use musicdiff_dsp::DspError;
+use musicdiff_model::ModelError;
+use musicdiff_text::TextError;
+
+/// Result alias for this crate.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+/// What can go wrong loading a model directory or serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A file a model directory must hold is not there.
+    #[error("{path}: missing {what}")]
+    Missing { path: PathBuf, what: String },
+    /// A model directory file that cannot be used (unreadable, malformed, wrong hash, weights
+    /// that do not fit the config).
+    #[error("{path}: {detail}")]
+    ModelFile { path: PathBuf, detail: String },
+    /// A request the model cannot serve (a span outside the input, an absurd duration, ...).
+    #[error("invalid {field}: {reason}")]
+    Request { field: &'static str, reason: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Text(#[from] TextError),
+    #[error(transparent)]
+    Dsp(#[from] DspError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl PipelineError {
+    pub(crate) fn request(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Request {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>, detail: impl ToString) -> Self {
+        Self::ModelFile {
+            path: path.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// True when the user can fix the cause (the request, the model directory or an input
+    /// file); false for failures of the machine (I/O errors other than missing files).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            Self::Dsp(e) => match e {
+                DspError::EmptyFile { .. }
+                | DspError::UnrecognisedFormat { .. }
+                | DspError::UnsupportedCodec { .. }
+                | DspError::CorruptStream { .. }
+                | DspError::NoSamples { .. }
+                | DspError::InvalidParameter { .. } => true,
+                DspError::Io { cause, .. } => matches!(
+                    cause.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ),
+                _ => false,
+            },
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! One entry point for the three tasks, shared by the CLI and the server: [`Generator::load`]
+//! reads a model directory (and the text encoder) once; [`Generator::run`] serves a
+//! [`Request`] to generate from a prompt, fill a span of the user's audio, or continue it.
+//!
+//! All three are one procedure over a "piece": the log-mel timeline of the output, with some
+//! frames known (taken from the input audio) and the rest to be generated, as JEN-1 trains one
+//! model for all tasks with masks (Li et al. 2023).
+//! 1. Lay out the timeline: the input's normalised log-mel where it is known, and a per-frame
+//!    known flag (a frame is known when its whole STFT window lies in kept audio).
+//! 2. Plan windows of the model's length over the unknown tokens: each starts `overlap` before
+//!    the first unknown token, so every window after the first continues from context it can
+//!    see (windowed continuation, as Jukebox and JEN-1 extend beyond the training length).
+//! 3. Sample each window with the chosen sampler under classifier-free guidance; known tokens
+//!    are clamped ([`crate::denoise`]); generated tokens become context for the next window.
+//! 4. Log-mel -> magnitude (NNLS) -> Griffin-Lim, anchored on the input's complex STFT in the
+//!    known frames so that the new phase joins the old audio.
+//! 5. Splice in the waveform domain: kept audio is copied from the input bit for bit; a filled
+//!    span fades in and out over [`CROSSFADE_SECONDS`] inside the span.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+use musicdiff_data::rng::Rng;
+use musicdiff_diffusion::sampler::{self, SamplerKind};
+use musicdiff_diffusion::schedule::CosineSchedule;
+use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
+use musicdiff_dsp::griffin_lim::{self, Anchor, GriffinLimConfig, PhaseInit};
+use musicdiff_dsp::matrix::Matrix;
+use musicdiff_dsp::stft::Stft;
+use musicdiff_model::patch::{patchify, unpatchify};
+use musicdiff_model::{CondExample, Conditioning, Dit, Keep};
+use musicdiff_text::TextEncoder;
+use serde::Serialize;
+
+use crate::denoise::{Guidance, GuidedDenoiser};
+use crate::error::{PipelineError, Result};
+use crate::model_dir::{self, DataInfo, ModelMeta};
+
+/// Length of the fade at each seam of a filled span.
+pub const CROSSFADE_SECONDS: f32 = 0.02;
+/// Longest output accepted (ten minutes); longer requests are almost certainly typos.
+pub const MAX_SECONDS: f32 = 600.0;
+/// Shortest generated duration accepted.
+pub const MIN_SECONDS: f32 = 0.1;
+/// Most sampling steps accepted.
+pub const MAX_STEPS: usize = 1000;
+/// Largest guidance scale accepted.
+pub const MAX_GUIDANCE: f32 = 50.0;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// New audio of `seconds` from the prompt alone.
+    Generate { seconds: f32 },
+    /// Regenerate `[from, to)` seconds of `audio` (mono, at the model's sample rate).
+    Fill { audio: Vec<f32>, from: f32, to: f32 },
+    /// Append `seconds` of new audio to `audio` (mono, at the model's sample rate).
+    Continue { audio: Vec<f32>, seconds: f32 },
+}
+
+impl Task {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Generate { .. } => "generate",
+            Task::Fill { .. } => "fill",
+            Task::Continue { .. } => "continue",
+        }
+    }
+}
+
+/// A generation request. [`Request::new`] fills the sampling settings from the model's
+/// defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub task: Task,
+    pub prompt: String,
+    pub genre: Option<String>,
+    pub artist: Option<String>,
+    pub seed: u64,
+    pub steps: usize,
+    pub sampler: SamplerKind,
+    pub guidance: Guidance,
+    /// Context carried into each following window, seconds.
+    pub overlap_seconds: f32,
+    pub griffin_lim_iters: usize,
+}
+
+impl Request {
+    /// A request with the model's default sampling settings and seed 0.
+    pub fn new(task: Task, prompt: impl Into<String>, meta: &ModelMeta) -> Result<Self> {
+        let d = &meta.sampling;
+        let sampler = d
+            .sampler
+            .parse::<SamplerKind>()
+            .map_err(|e| PipelineError::file(PathBuf::from(model_dir::META_FILE), e.to_string()))?;
+        Ok(Self {
+            task,
+            prompt: prompt.into(),
+            genre: None,
+            artist: None,
+            seed: 0,
+            steps: d.steps,
+            sampler,
+            guidance: Guidance::new(d.cfg),
+            overlap_seconds: d.overlap_seconds,
+            griffin_lim_iters: d.griffin_lim_iters,
+        })
+    }
+}
+
+/// Progress of [`Generator::run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Encoding the prompt and fields.
+    Encoding,
+    /// Denoiser evaluation `done` of `total` over all windows.
+    Sampling { done: usize, total: usize },
+    /// Griffin-Lim iteration `done` of `total`.
+    Vocoding { done: usize, total: usize },
+}
+
+/// Wall time of each stage, seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub text: f64,
+    pub sampling: f64,
+    pub vocoder: f64,
+    pub total: f64,
+}
+
+/// The result of a request.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Mono audio at `sample_rate`.
+    pub audio: Vec<f32>,
+    pub sample_rate: u32,
+    /// Log-mel of `audio` (the model's definition), for pictures.
+    pub log_mel: Matrix<f32>,
+    /// Seconds of new audio (the whole output, the span, or the extension).
+    pub generated_seconds: f64,
+    /// Model windows sampled.
+    pub windows: usize,
+    pub timings: Timings,
+}
+
+impl Output {
+    pub fn seconds(&self) -> f64 {
+        self.audio.len() as f64 / self.sample_rate as f64
+    }
+
+    /// Wall time over seconds of new audio; below 1 is faster than real time.
+    pub fn real_time_factor(&self) -> f64 {
+        self.timings.total / self.generated_seconds.max(1e-9)
+    }
+}
+
+/// A loaded model, ready to serve requests.
+pub struct Generator {
+    meta: ModelMeta,
+    dir: PathBuf,
+    model: Dit,
+    encoder: TextEncoder,
+    device: Device,
+}
+
+impl Generator {
+    /// Reads `model_dir` (`model.json` + `model.safetensors`, hash-checked) and the MiniLM
+    /// encoder in `text_model_dir`.
+    pub fn load(model_dir: &Path, text_model_dir: &Path) -> Result<Self> {
+        let device = Device::flex();
+        let meta = model_dir::read_meta(model_dir)?;
+        let model = model_dir::load_weights(model_dir, &meta, &device)?;
+        let encoder = TextEncoder::load(text_model_dir, &device)?;
+        if encoder.dim() != meta.model.text_dim {
+            return Err(PipelineError::file(
+                model_dir.join(model_dir::META_FILE),
+                format!(
+                    "the model takes {}-wide text states but {} gives {}",
+                    meta.model.text_dim,
+                    text_model_dir.display(),
+                    encoder.dim()
+                ),
+            ));
+        }
+        Ok(Self {
+            meta,
+            dir: model_dir.to_path_buf(),
+            model,
+            encoder,
+            device,
+        })
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.meta.data.sample_rate
+    }
+
+    /// A request for `task` with this model's default settings.
+    pub fn request(&self, task: Task, prompt: impl Into<String>) -> Result<Request> {
+        Request::new(task, prompt, &self.meta)
+    }
+
+    /// Serves one request; `progress` hears about every stage.
+    pub fn run(&self, req: &Request, progress: &mut dyn FnMut(Progress)) -> Result<Output> {
+        run_with(
+            &self.model,
+            &self.encoder,
+            &self.meta.data,
+            req,
+            &self.device,
+            progress,
+        )
+    }
+}
+
+fn check_seconds(field: &'static str, s: f32) -> Result<()> {
+    if !s.is_finite() || s < MIN_SECONDS {
+        return Err(PipelineError::request(
+            field,
+            format!("{s} s; it must be at least {MIN_SECONDS} s"),
+        ));
+    }
+    if s > MAX_SECONDS {
+        return Err(PipelineError::request(
+            field,
+            format!("{s} s is longer than the limit of {MAX_SECONDS} s"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the request against the model and returns `(input, output length, known frames)`:
+/// the input placed on the output timeline (zeros where there is none), the output length in
+/// samples, and the frames whose STFT window lies entirely in kept audio.
+fn layout(
+    req: &Request,
+    data: &DataInfo,
+    window_seconds: f64,
+) -> Result<(Vec<f32>, usize, Vec<bool>)> {
+    if req.steps == 0 || req.steps > MAX_STEPS {
+        return Err(PipelineError::request(
+            "steps",
+            format!("{}; it must be between 1 and {MAX_STEPS}", req.steps),
+        ));
+    }
+    for (field, w) in [
+        ("cfg", Some(req.guidance.text)),
+        ("timing cfg", req.guidance.timing),
+    ] {
+        if let Some(w) = w
+            && !(w.is_finite() && (0.0..=MAX_GUIDANCE).contains(&w))
+        {
+            return Err(PipelineError::request(
+                field,
+                format!("{w}; a guidance scale must be between 0 and {MAX_GUIDANCE}"),
+            ));
+        }
+    }
+    let o = req.overlap_seconds as f64;
+    if !(o.is_finite() && o >= 0.0 && o <= 0.75 * window_seconds) {
+        return Err(PipelineError::request(
+            "overlap",
+            format!(
+                "{o} s; it must be between 0 and 3/4 of the model's {window_seconds:.2} s window"
+            ),
+        ));
+    }
+    if req.griffin_lim_iters > GriffinLimConfig::MAX_ITER {
+        return Err(PipelineError::request(
+            "griffin-lim iterations",
+            format!(
+                "{} is above {}",
+                req.griffin_lim_iters,
+                GriffinLimConfig::MAX_ITER
+            ),
+        ));
+    }
+    let sr = data.sample_rate as f64;
+    let (hop, half) = (data.hop_length, data.n_fft / 2);
+    let to_samples = |s: f32| (s as f64 * sr).round() as usize;
+    let frames_of = |len: usize| 1 + len / hop;
+    match &req.task {
+        Task::Generate { seconds } => {
+            check_seconds("seconds", *seconds)?;
+            let len = to_samples(*seconds);
+            Ok((vec![0.0; len], len, vec![false; frames_of(len)]))
+        }
+        Task::Continue { audio, seconds } => {
+            check_seconds("seconds", *seconds)?;
+            if audio.is_empty() {
+                return Err(PipelineError::request("input", "the input audio is empty"));
+            }
+            let input_seconds = audio.len() as f32 / sr as f32;
+            check_seconds("total length", input_seconds + seconds)?;
+            let len = audio.len() + to_samples(*seconds);
+            let mut timeline = audio.clone();
+            timeline.resize(len, 0.0);
+            let known = (0..frames_of(len))
+                .map(|f| f * hop + half <= audio.len())
+                .collect();
+            Ok((timeline, len, known))
+        }
+        Task::Fill { audio, from, to } => {
+            let input_seconds = audio.len() as f32 / sr as f32;
+            if audio.is_empty() {
+                return Err(PipelineError::request("input", "the input audio is empty"));
+            }
+            if !(from.is_finite() && to.is_finite() && *from >= 0.0 && from < to) {
+                return Err(PipelineError::request(
+                    "span",
+                    format!("--from {from} --to {to}: need 0 <= from < to"),
+                ));
+            }
+            if *to > input_seconds + 1e-6 {
+                return Err(PipelineError::request(
+                    "span",
+                    format!(
+                        "--from {from} --to {to} ends after the input, which is {input_seconds:.3} s long"
+                    ),
+                ));
+            }
+            let min_span = (data.frame_seconds() * 4.0) as f32;
+            if to - from < min_span {
+                return Err(PipelineError::request(
+                    "span",
+                    format!(
+                        "{:.3} s is shorter than the minimum of {min_span:.3} s",
+                        to - from
+                    ),
+                ));
+            }
+            let (a, b) = (to_samples(*from), to_samples(*to).min(audio.len()));
+            let known = (0..frames_of(audio.len()))
+                .map(|f| f * hop + half <= a || f * hop >= b + half)
+                .collect();
+            Ok((audio.clone(), audio.len(), known))
+        }
+    }
+}
+
+/// The windows (token ranges) to sample, in order. Each starts `context` tokens before the
+/// first token still unknown (clamped so that it stays inside the piece at full length); a
+/// piece shorter than a window is one window.
+pub fn plan_windows(known: &[bool], window: usize, context: usize) -> Vec<(usize, usize)> {
+    let n = known.len();
+    let mut known = known.to_vec();
+    let mut out = vec![];
+    while let Some(u) = known.iter().position(|k| !k) {
+        let start = if n <= window {
+            0
+        } else {
+            u.saturating_sub(context).min(n - window)
+        };
+        let end = (start + window).min(n);
+        known[start..end].fill(true);
+        out.push((start, end));
+    }
+    out
+}
+
+/// Pulls the values of a `[1, L, D]` tensor.
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("f32 data")
+}
+
+/// The work of [`Generator::run`], on borrowed parts (training previews use it with the EMA
+/// weights in memory).
+pub fn run_with(
+    model: &Dit,
+    encoder: &TextEncoder,
+    data: &DataInfo,
+    req: &Request,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Output> {
+    let started = Instant::now();
+    let cfg = &model.config;
+    let spec: SpectrogramConfig = data.spectrogram();
+    let extractor = LogMelExtractor::new(spec)?;
+    let norm = data.normaliser();
+    let (p, n_mels, d) = (cfg.patch_frames, cfg.n_mels, cfg.patch_dim());
+    let window_seconds = cfg.frames as f64 * data.frame_seconds();
+
+    // 1. The timeline: input where known, the frames to generate, normalised log-mel.
+    let (timeline, len, known_frames) = layout(req, data, window_seconds)?;
+    let frames = known_frames.len();
+    let n_tokens = frames.div_ceil(p);
+    let padded = n_tokens * p;
+    let input_mel = extractor.log_mel(&timeline); // [n_mels, frames]
+    debug_assert_eq!(input_mel.cols(), frames);
+    let mut mel = vec![0.0f32; n_mels * padded]; // normalised [n_mels, padded]
+    for m in 0..n_mels {
+        mel[m * padded..m * padded + frames].copy_from_slice(input_mel.row(m));
+    }
+    norm.normalise(&mut mel);
+    let mut tokens = patchify(&mel, n_mels, p); // [n_tokens, d]
+    let known_tokens: Vec<bool> = (0..n_tokens)
+        .map(|j| (j * p..(j + 1) * p).all(|f| f < frames && known_frames[f]))
+        .collect();
+
+    // 2. Conditioning parts shared by all windows.
+    progress(Progress::Encoding);
+    let text_started = Instant::now();
+    let enc = encoder.encode(&[req.prompt.as_str()])?;
+    let n_text = enc.tokens.dims()[1];
+    let text_tokens = floats(enc.tokens);
+    let sentence = floats(enc.sentence);
+    let field = |s: &Option<String>| -> Result<Option<Vec<f32>>> {
+        Ok(match s.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => Some(floats(encoder.encode(&[s])?.sentence)),
+            _ => None,
+        })
+    };
+    let (genre, artist) = (field(&req.genre)?, field(&req.artist)?);
+    let text_seconds = text_started.elapsed().as_secs_f64();
+
+    // 3. Windows.
+    let sampling_started = Instant::now();
+    let window = cfg.tokens();
+    let context = ((req.overlap_seconds as f64 / data.frame_seconds()) / p as f64).round() as usize;
+    let windows = plan_windows(&known_tokens, window, context);
+    let total_evals = windows.len() * req.sampler.evaluations(req.steps);
+    let total_seconds = len as f32 / data.sample_rate as f32;
+    let schedule = CosineSchedule::default();
+    let mut done = 0;
+    let mut is_known = known_tokens.clone();
+    for (w, &(start, end)) in windows.iter().enumerate() {
+        let n = end - start;
+        let known: Vec<f32> = tokens[start * d..end * d].to_vec();
+        let mask: Vec<f32> = is_known[start..end]
+            .iter()
+            .map(|&k| if k { 1.0 } else { 0.0 })
+            .collect();
+        let cond = Conditioning::from_examples(
+            &[CondExample {
+                tokens: text_tokens.clone(),
+                n_tokens: n_text,
+                sentence: sentence.clone(),
+                genre: genre.clone(),
+                artist: artist.clone(),
+                seconds_start: (start * p) as f32 * data.frame_seconds() as f32,
+                seconds_total: total_seconds,
+                keep: Keep::ALL,
+            }],
+            cfg,
+            device,
+        )?;
+        let mut rng = Rng::for_item(req.seed, w as u64);
+        let noise: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+        let mut denoiser =
+            GuidedDenoiser::new(model, &cond, known, mask, [1, n, d], req.guidance, device);
+        let out = sampler::sample(
+            req.sampler,
+            &mut denoiser,
+            &schedule,
+            noise,
+            req.steps,
+            &mut |i, _| {
+                progress(Progress::Sampling {
+                    done: done + i,
+                    total: total_evals,
+                })
+            },
+        );
+        done += req.sampler.evaluations(req.steps);
+        for j in start..end {
+            if !is_known[j] {
+                tokens[j * d..(j + 1) * d]
+                    .copy_from_slice(&out[(j - start) * d..(j - start + 1) * d]);
+                is_known[j] = true;
+            }
+        }
+    }
+    let sampling_seconds = sampling_started.elapsed().as_secs_f64();
+
+    // 4. Back to a log-mel (known frames exactly the input's) and to audio.
+    let vocoder_started = Instant::now();
+    let full = norm.denormalise(&unpatchify(&tokens, n_mels, p)); // [n_mels, padded]
+    let mut log_mel = Matrix::<f32>::zeros(n_mels, frames);
+    for m in 0..n_mels {
+        let row = log_mel.row_mut(m);
+        row.copy_from_slice(&full.row(m)[..frames]);
+        for (f, v) in row.iter_mut().enumerate() {
+            if known_frames[f] {
+                *v = *input_mel.get(m, f);
+            }
+        }
+    }
+    let magnitude = griffin_lim::log_mel_to_magnitude(&spec, extractor.filterbank(), &log_mel)?;
+    let stft = Stft::<f32>::new(spec.stft())?;
+    let anchor_spec = stft.forward(&timeline);
+    let has_input = !matches!(req.task, Task::Generate { .. });
+    let anchor = has_input.then_some(Anchor {
+        spectrum: &anchor_spec,
+        frames: &known_frames,
+    });
+    let gl = GriffinLimConfig {
+        n_iter: req.griffin_lim_iters,
+        momentum: 0.99,
+        init: PhaseInit::Random { seed: req.seed },
+    };
+    let iters = req.griffin_lim_iters;
+    let rebuilt =
+        griffin_lim::griffin_lim_anchored(&stft, &magnitude, len, &gl, anchor, &mut |i| {
+            progress(Progress::Vocoding {
+                done: i,
+                total: iters,
+            })
+        })?;
+
+    // 5. Splice.
+    let sr = data.sample_rate as f64;
+    let (audio, generated_seconds) = match &req.task {
+        Task::Generate { .. } => (rebuilt, len as f64 / sr),
+        Task::Continue { audio, .. } => {
+            let mut out = audio.clone();
+            out.extend_from_slice(&rebuilt[audio.len()..]);
+            (out, (len - audio.len()) as f64 / sr)
+        }
+        Task::Fill { audio, from, to } => {
+            let a = (*from as f64 * sr).round() as usize;
+            let b = ((*to as f64 * sr).round() as usize).min(audio.len());
+            (
+                splice(
+                    audio,
+                    &rebuilt,
+                    a,
+                    b,
+                    (CROSSFADE_SECONDS as f64 * sr) as usize,
+                ),
+                (b - a) as f64 / sr,
+            )
+        }
+    };
+    let vocoder_seconds = vocoder_started.elapsed().as_secs_f64();
+    let log_mel = extractor.log_mel(&audio);
+    Ok(Output {
+        audio,
+        sample_rate: data.sample_rate,
+        log_mel,
+        generated_seconds,
+        windows: windows.len(),
+        timings: Timings {
+            text: text_seconds,
+            sampling: sampling_seconds,
+            vocoder: vocoder_seconds,
+            total: started.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// `original` with `[a, b)` replaced by `new`, fading from the original into the new audio
+/// over `fade` samples at each end of the span (inside it), so nothing outside changes.
+pub fn splice(original: &[f32], new: &[f32], a: usize, b: usize, fade: usize) -> Vec<f32> {
+    let mut out = original.to_vec();
+    let fade = fade.min((b - a) / 2).max(1);
+    for i in a..b {
+        let w = ((i - a + 1) as f32 / fade as f32)
+            .min((b - i) as f32 / fade as f32)
+            .min(1.0);
+        out[i] = (1.0 - w) * original[i] + w * new[i];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_everything_unknown_with_context() {
+        // Generation of 10 windows' worth: first window from 0, then steps of window - context.
+        let plan = plan_windows(&[false; 300], 128, 32);
+        assert_eq!(plan[0], (0, 128));
+        assert_eq!(plan[1], (96, 224));
+        assert_eq!(*plan.last().unwrap(), (172, 300));
+        assert_eq!(plan.len(), 3);
+        // A short piece is one short window.
+        assert_eq!(plan_windows(&[false; 50], 128, 32), vec![(0, 50)]);
+        // Nothing unknown, nothing to do.
+        assert!(plan_windows(&[true; 50], 128, 32).is_empty());
+    }
+
+    #[test]
+    fn a_short_gap_gets_context_on_both_sides() {
+        let mut known = vec![true; 400];
+        known[200..230].fill(false);
+        let plan = plan_windows(&known, 128, 32);
+        assert_eq!(plan, vec![(168, 296)]);
+    }
+
+    #[test]
+    fn continuation_windows_start_in_the_input() {
+        let mut known = vec![false; 400];
+        known[..250].fill(true);
+        let plan = plan_windows(&known, 128, 32);
+        assert_eq!(plan, vec![(218, 346), (272, 400)]);
+    }
+
+    #[test]
+    fn splicing_keeps_everything_outside_the_span() {
+        let original: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let new = vec![-1.0f32; 100];
+        let out = splice(&original, &new, 30, 70, 5);
+        assert_eq!(out[..30], original[..30]);
+        assert_eq!(out[70..], original[70..]);
+        assert_eq!(out[40..60], new[40..60]);
+        // The fade moves monotonically from the original towards the new audio.
+        assert!(out[30] > out[34] && out[34] == -1.0);
+        assert!(out[69] > -1.0 && out[69] < original[69]);
+    }
+}

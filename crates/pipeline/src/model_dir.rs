@@ -1,0 +1,318 @@
+//! A model directory: everything generation needs besides the text encoder, in three files.
+//!
+//! - `model.json` ([`ModelMeta`]): the DiT config, the audio/normalisation facts of its data,
+//!   provenance (steps, data hours, losses), default sampling settings, and the weights' dtype
+//!   and SHA-256.
+//! - `model.safetensors`: the (EMA) weights, in f16 or f32. f16 halves the file (the bundled
+//!   model is committed to git, where every version stays forever); weights are widened back to
+//!   f32 on load, so inference runs in f32 either way.
+//! - `README.md`: the model card (written by `musicdiff export`, free text).
+//!
+//! Loading checks the hash before anything else, so a truncated or swapped weights file is
+//! reported as such rather than as a shape mismatch; then the DiT loader refuses weights that do
+//! not fit the config, naming the file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use musicdiff_dsp::atomic::write_atomic;
+use musicdiff_dsp::features::SpectrogramConfig;
+use musicdiff_model::{Dit, DitConfig};
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audio::Normaliser;
+use crate::error::{PipelineError, Result};
+
+pub const META_FILE: &str = "model.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CARD_FILE: &str = "README.md";
+/// Version tag of the directory layout, checked on load.
+pub const FORMAT: &str = "musicdiff-model-1";
+
+/// What the model needs to know about its data to turn generated tokens back into audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub sample_rate: u32,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    /// Per-band statistics the loader normalised with.
+    pub mel_mean: Vec<f32>,
+    pub mel_std: Vec<f32>,
+    pub text_model: String,
+    /// Where the shards came from and how much audio they held.
+    pub source: String,
+    pub hours: f64,
+}
+
+impl DataInfo {
+    /// The log-mel definition the model was trained on.
+    pub fn spectrogram(&self) -> SpectrogramConfig {
+        SpectrogramConfig {
+            sample_rate: self.sample_rate,
+            n_fft: self.n_fft,
+            hop_length: self.hop_length,
+            n_mels: self.n_mels,
+            ..Default::default()
+        }
+    }
+
+    pub fn normaliser(&self) -> Normaliser {
+        Normaliser {
+            mean: self.mel_mean.clone(),
+            std: self.mel_std.clone(),
+        }
+    }
+
+    /// Seconds per spectrogram frame.
+    pub fn frame_seconds(&self) -> f64 {
+        self.hop_length as f64 / self.sample_rate as f64
+    }
+}
+
+/// Storage type of the weights file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    F16,
+    F32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsInfo {
+    pub dtype: WeightDtype,
+    /// Lower-case hex SHA-256 of `model.safetensors`.
+    pub sha256: String,
+    pub parameters: usize,
+}
+
+/// Where the weights came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingInfo {
+    /// The training config's description.
+    pub config: String,
+    pub step: u64,
+    pub samples_seen: u64,
+    pub train_seconds: f64,
+    /// Mean training loss over the last logged steps, if the run's metrics were found.
+    pub train_loss: Option<f64>,
+    /// Held-out loss per task at the last evaluation (EMA weights).
+    pub eval_loss: BTreeMap<String, f64>,
+}
+
+/// Sampling settings the model was tuned for; command-line flags override them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingDefaults {
+    pub sampler: String,
+    pub steps: usize,
+    pub cfg: f32,
+    /// Context carried from one window into the next in long generation, seconds.
+    pub overlap_seconds: f32,
+    pub griffin_lim_iters: usize,
+}
+
+impl Default for SamplingDefaults {
+    fn default() -> Self {
+        Self {
+            sampler: "dpm++2m".into(),
+            steps: 20,
+            cfg: 3.0,
+            overlap_seconds: 1.5,
+            griffin_lim_iters: 32,
+        }
+    }
+}
+
+/// The contents of `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    pub format: String,
+    /// A short name, shown in sidecars and logs.
+    pub id: String,
+    pub model: DitConfig,
+    pub data: DataInfo,
+    pub weights: WeightsInfo,
+    pub training: TrainingInfo,
+    #[serde(default)]
+    pub sampling: SamplingDefaults,
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Re-encodes every f32 tensor of a safetensors file as `to` (f16 or f32), keeping names,
+/// shapes and metadata. Tensors of other dtypes are refused.
+pub fn convert_dtype(bytes: &[u8], to: WeightDtype, path: &Path) -> Result<Vec<u8>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| PipelineError::file(path, e))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| PipelineError::file(path, e))?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+    for name in names {
+        let view = st.tensor(&name).map_err(|e| PipelineError::file(path, e))?;
+        let data = view.data();
+        let out = match (view.dtype(), to) {
+            (Dtype::F32, WeightDtype::F32) | (Dtype::F16, WeightDtype::F16) => data.to_vec(),
+            (Dtype::F32, WeightDtype::F16) => data
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    half::f16::from_f32(v).to_le_bytes()
+                })
+                .collect(),
+            (Dtype::F16, WeightDtype::F32) => data
+                .chunks_exact(2)
+                .flat_map(|c| {
+                    half::f16::from_le_bytes([c[0], c[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                })
+                .collect(),
+            (other, _) => {
+                return Err(PipelineError::file(
+                    path,
+                    format!("tensor {name} has dtype {other:?}; only f16 and f32 are supported"),
+                ));
+            }
+        };
+        owned.push((name, view.shape().to_vec(), out));
+    }
+    let dtype = match to {
+        WeightDtype::F16 => Dtype::F16,
+        WeightDtype::F32 => Dtype::F32,
+    };
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, shape, data)| {
+            TensorView::new(dtype, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| PipelineError::file(path, e))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, meta.metadata().clone()).map_err(|e| PipelineError::file(path, e))
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PipelineError::Missing {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+            }
+        } else {
+            PipelineError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })
+}
+
+/// Reads and checks `DIR/model.json`.
+pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
+    if !dir.is_dir() {
+        return Err(PipelineError::Missing {
+            path: dir.to_path_buf(),
+            what: "model directory (it should hold model.json and model.safetensors)".into(),
+        });
+    }
+    let path = dir.join(META_FILE);
+    let text = read(&path, "model metadata (model.json)")?;
+    let meta: ModelMeta =
+        serde_json::from_slice(&text).map_err(|e| PipelineError::file(&path, e))?;
+    if meta.format != FORMAT {
+        return Err(PipelineError::file(
+            &path,
+            format!(
+                "format {:?} is not {FORMAT:?}; this musicdiff cannot read it",
+                meta.format
+            ),
+        ));
+    }
+    meta.model
+        .validate()
+        .map_err(|e| PipelineError::file(&path, e))?;
+    let d = &meta.data;
+    if d.n_mels != meta.model.n_mels || d.mel_mean.len() != d.n_mels || d.mel_std.len() != d.n_mels
+    {
+        return Err(PipelineError::file(
+            &path,
+            format!(
+                "data has {} mels ({} means, {} stds) but the model takes {}",
+                d.n_mels,
+                d.mel_mean.len(),
+                d.mel_std.len(),
+                meta.model.n_mels
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// Reads `DIR/model.safetensors`, checks its hash against `meta` and loads it into the DiT.
+pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit> {
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = read(&path, "model weights (model.safetensors)")?;
+    let hash = sha256_hex(&bytes);
+    if hash != meta.weights.sha256 {
+        return Err(PipelineError::file(
+            &path,
+            format!(
+                "SHA-256 {hash} does not match {} recorded in {META_FILE}: the weights were changed or damaged",
+                meta.weights.sha256
+            ),
+        ));
+    }
+    let f32_bytes = match meta.weights.dtype {
+        WeightDtype::F32 => bytes,
+        WeightDtype::F16 => convert_dtype(&bytes, WeightDtype::F32, &path)?,
+    };
+    Ok(musicdiff_model::io::load_bytes(
+        &meta.model,
+        f32_bytes,
+        &path,
+        device,
+    )?)
+}
+
+/// Writes a model directory: `weights_f32` (safetensors as `musicdiff_model::io::save`
+/// writes them) stored as `meta.weights.dtype`, `model.json` with the hash filled in, and the
+/// card. Every file is written atomically; `model.json` last, so a directory whose metadata
+/// exists is complete.
+pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let weights = convert_dtype(weights_f32, meta.weights.dtype, &weights_path)?;
+    let mut meta = meta.clone();
+    meta.weights.sha256 = sha256_hex(&weights);
+    meta.format = FORMAT.into();
+    let put = |path: &Path, bytes: &[u8]| -> Result<()> {
+        write_atomic(path, |w| {
+            w.write_all(bytes)
+                .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
+        })?;
+        Ok(())
+    };
+    put(&weights_path, &weights)?;
+    put(&dir.join(CARD_FILE), card.as_bytes())?;
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| PipelineError::file(dir, e))?;
+    put(&dir.join(META_FILE), &json)?;
+    Ok(dir.to_path_buf())
+}

@@ -1,0 +1,203 @@
+//! Checkpoint -> model directory (the format of `musicdiff_pipeline::model_dir`): the EMA
+//! weights in f16 or f32, `model.json` with the config, the data facts and the run's provenance
+//! (steps, samples, wall time, last losses), and a model card written from the same numbers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use musicdiff_pipeline::model_dir::{
+    self, ModelMeta, SamplingDefaults, TrainingInfo, WeightDtype, WeightsInfo,
+};
+
+use crate::checkpoint::{self, TrainState};
+use crate::error::{Result, TrainError};
+use crate::trainer::read_curves;
+
+/// What to export and how.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The run directory (`musicdiff train --out`).
+    pub run: PathBuf,
+    /// A checkpoint step; the latest when `None`.
+    pub step: Option<u64>,
+    pub out: PathBuf,
+    /// The model's name; `musicdiff-<config>-<step>` when `None`.
+    pub id: Option<String>,
+    pub dtype: WeightDtype,
+    /// Default sampling settings; an `overlap_seconds` of 0 or less means a quarter window.
+    pub sampling: SamplingDefaults,
+    /// Extra markdown appended to the model card (data licences, intended use).
+    pub notes: Option<String>,
+}
+
+/// Training loss averaged over the last `n` logged points.
+fn recent_loss(train: &[(u64, f64)], upto: u64, n: usize) -> Option<f64> {
+    let pts: Vec<f64> = train
+        .iter()
+        .filter(|(s, _)| *s <= upto)
+        .rev()
+        .take(n)
+        .map(|p| p.1)
+        .collect();
+    (!pts.is_empty()).then(|| pts.iter().sum::<f64>() / pts.len() as f64)
+}
+
+/// Writes the model directory and returns its metadata.
+pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
+    let dir = match opts.step {
+        Some(step) => checkpoint::root(&opts.run).join(checkpoint::dir_name(step)),
+        None => checkpoint::latest(&opts.run)?.ok_or_else(|| TrainError::Checkpoint {
+            path: checkpoint::root(&opts.run),
+            detail: "no checkpoint to export".into(),
+        })?,
+    };
+    if !dir.join(checkpoint::STATE).exists() {
+        return Err(TrainError::Checkpoint {
+            path: dir,
+            detail: "not a complete checkpoint (no state.json)".into(),
+        });
+    }
+    let state = checkpoint::read_state(&dir)?;
+    let ema_path = dir.join(checkpoint::EMA);
+    let weights = std::fs::read(&ema_path).map_err(|e| TrainError::io(&ema_path, e))?;
+    // Loading checks that the weights fit the config before anything is written.
+    let model = musicdiff_model::io::load_bytes(
+        &state.config.model,
+        weights.clone(),
+        &ema_path,
+        &burn::prelude::Device::flex(),
+    )?;
+    let parameters = burn::module::Module::num_params(&model);
+    let (train, eval) = read_curves(&opts.run.join("metrics.jsonl"));
+    let mut eval_loss = BTreeMap::new();
+    if let Some((_, [full, fill, cont])) = eval.iter().rev().find(|(s, _)| *s <= state.step) {
+        eval_loss.insert("full".to_string(), *full);
+        eval_loss.insert("fill".to_string(), *fill);
+        eval_loss.insert("continue".to_string(), *cont);
+    }
+    let config_name = state
+        .config
+        .description
+        .split(':')
+        .next()
+        .unwrap_or("model")
+        .trim()
+        .replace(' ', "-");
+    let meta = ModelMeta {
+        format: model_dir::FORMAT.into(),
+        id: opts
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("musicdiff-{config_name}-{}", state.step)),
+        model: state.config.model.clone(),
+        data: state.data.clone(),
+        weights: WeightsInfo {
+            dtype: opts.dtype,
+            sha256: String::new(),
+            parameters,
+        },
+        training: TrainingInfo {
+            config: state.config.description.clone(),
+            step: state.step,
+            samples_seen: state.samples_seen,
+            train_seconds: state.elapsed_seconds,
+            train_loss: recent_loss(&train, state.step, 10),
+            eval_loss,
+        },
+        sampling: SamplingDefaults {
+            overlap_seconds: if opts.sampling.overlap_seconds > 0.0 {
+                opts.sampling.overlap_seconds
+            } else {
+                // A quarter window, whole patches.
+                let p = state.config.model.patch_frames;
+                let tokens = state.config.model.tokens().div_ceil(4);
+                ((tokens * p) as f64 * state.data.frame_seconds()) as f32
+            },
+            ..opts.sampling.clone()
+        },
+    };
+    let card = card(&meta, &state, opts.notes.as_deref());
+    model_dir::write(&opts.out, &meta, &weights, &card)?;
+    model_dir::read_meta(&opts.out).map_err(TrainError::from)
+}
+
+/// The model card: what the model is, how it was trained, how to use it.
+fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
+    let m = &meta.model;
+    let d = &meta.data;
+    let t = &meta.training;
+    let window = m.frames as f64 * d.frame_seconds();
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", meta.id);
+    let _ = writeln!(
+        s,
+        "A musicdiff text-to-music model: a diffusion transformer ({:.2} M parameters) over \
+         {}-band log-mel spectrograms ({} Hz, hop {}), conditioned on {} caption states, genre and \
+         artist fields and timing. It generates {window:.2} s windows; longer audio, filling and \
+         continuation come from windowed sampling with the same weights.\n",
+        meta.weights.parameters as f64 / 1e6,
+        m.n_mels,
+        d.sample_rate,
+        d.hop_length,
+        d.text_model
+    );
+    let _ = writeln!(s, "## Use\n");
+    let _ = writeln!(
+        s,
+        "```sh\nmusicdiff generate \"slow bossa nova on nylon guitar, A minor, 90 bpm\" --model DIR -o out.wav\n```\n"
+    );
+    let _ = writeln!(
+        s,
+        "Defaults: {} sampler, {} steps, guidance {}, {} s window overlap, {} Griffin-Lim iterations.\n",
+        meta.sampling.sampler,
+        meta.sampling.steps,
+        meta.sampling.cfg,
+        meta.sampling.overlap_seconds,
+        meta.sampling.griffin_lim_iters
+    );
+    let _ = writeln!(s, "## Training\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| config | {} |", t.config);
+    let _ = writeln!(
+        s,
+        "| model | d {}, {} blocks, {} heads, patches of {} frames, position {:?} |",
+        m.d_model, m.depth, m.heads, m.patch_frames, m.position
+    );
+    let _ = writeln!(
+        s,
+        "| optimiser steps | {} of a {}-step schedule (batch {}, lr {}) |",
+        t.step, state.config.optim.steps, state.config.optim.batch_size, state.config.optim.lr
+    );
+    let _ = writeln!(s, "| windows seen | {} |", t.samples_seen);
+    let _ = writeln!(
+        s,
+        "| training data | {:.2} h of audio from `{}` |",
+        d.hours, d.source
+    );
+    let _ = writeln!(
+        s,
+        "| training wall time | {:.2} h on 2 CPU cores |",
+        t.train_seconds / 3600.0
+    );
+    if let Some(l) = t.train_loss {
+        let _ = writeln!(s, "| training loss (last 10 logs) | {l:.4} |");
+    }
+    if !t.eval_loss.is_empty() {
+        let parts: Vec<String> = t
+            .eval_loss
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        let _ = writeln!(s, "| held-out loss (EMA) | {} |", parts.join(", "));
+    }
+    let _ = writeln!(
+        s,
+        "\n## Weights\n\nEMA weights (decay {}), stored as {:?}; SHA-256 in `model.json`.\n",
+        state.config.optim.ema_decay, meta.weights.dtype
+    );
+    if let Some(notes) = notes {
+        let _ = writeln!(s, "{}", notes.trim_end());
+    }
+    s
+}
