@@ -1,33 +1,11 @@
 //! End-to-end tests of the `musicdiff` binary: outputs on good input, and on bad input one
 //! clear error line naming the file and the problem, exit code 2 and no output left behind.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
+use std::path::Path;
 
-fn musicdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_musicdiff"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{fixture, musicdiff, s, stderr, stdout, tiny_config, tiny_shards};
 
 #[test]
 fn spec_writes_png_and_npy_matching_librosa() {
@@ -368,39 +346,8 @@ fn data_stats_summarises_an_audiofolder() {
 #[test]
 fn data_prepare_writes_shards_and_refuses_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
+    let shards = tiny_shards(dir.path());
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let samples: Vec<f32> = (0..22050 * 6)
-        .map(|i| (i as f32 * 0.05).sin() * 0.3)
-        .collect();
-    musicdiff_dsp::audio::write_wav(
-        &data.join("a.wav"),
-        &samples,
-        22050,
-        musicdiff_dsp::audio::WavFormat::Pcm16,
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("metadata.csv"),
-        "file_name,text\na.wav,a steady hum\n",
-    )
-    .unwrap();
-    let shards = dir.path().join("shards");
-    let o = musicdiff(&[
-        "-q",
-        "data",
-        "prepare",
-        "--data",
-        s(&data),
-        "--out",
-        s(&shards),
-        "--caption-column",
-        "text",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    // 6 s of audio: one 10 s window (5 s is the least kept), padded.
-    // 6 s of audio: one 10 s window, padded (5 s is the least a window keeps).
-    assert!(stdout(&o).contains("1 windows"), "{}", stdout(&o));
     assert!(shards.join("manifest.json").exists());
     assert!(shards.join("shard-00000.safetensors").exists());
 
@@ -424,7 +371,7 @@ fn data_prepare_writes_shards_and_refuses_a_bad_config() {
     );
 
     // Training on those shards with the tiny config, stopped and resumed.
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train/tiny.toml");
+    let tiny = tiny_config();
     let run = dir.path().join("run");
     let train_in = |config: &Path, out: &Path, extra: &[&str]| {
         let mut args = vec![

@@ -40,18 +40,18 @@ pub struct SamplingArgs {
     #[arg(long, value_name = "K")]
     pub steps: Option<usize>,
     /// Classifier-free guidance scale; 1 = no guidance [default: the model's].
-    #[arg(long, value_name = "W")]
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
     pub cfg: Option<f32>,
     /// A separate guidance scale for the timing conditioning (the caption, genre and artist keep
     /// --cfg); costs a third network pass per step.
-    #[arg(long = "cfg-timing", value_name = "W")]
+    #[arg(long = "cfg-timing", value_name = "W", allow_negative_numbers = true)]
     pub cfg_timing: Option<f32>,
     /// Sampler: dpm++2m, ddim, euler or heun [default: the model's].
     #[arg(long, value_name = "NAME")]
     pub sampler: Option<SamplerKind>,
     /// Seconds of context carried into each following window in long generation
     /// [default: the model's].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub overlap: Option<f32>,
     /// Griffin-Lim iterations for spectrogram -> waveform [default: the model's].
     #[arg(long = "gl-iters", value_name = "N")]
