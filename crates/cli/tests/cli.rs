@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::{fixture, musicdiff, s, stderr, stdout, tiny_config, tiny_shards};
 
