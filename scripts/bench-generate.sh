@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Generation-speed benchmark (not a test): the bundled model generating 10 s of audio on this
+# machine, end to end (text encoding, sampling at the model's default steps, Griffin-Lim), as
+# `musicdiff generate` runs it. Prints the wall time, the real-time factor (wall time over the
+# 10 s produced; below 1 is faster than real time) and the process's peak memory, then the
+# quality/speed trade-off over sampling steps.
+#
+# Usage: scripts/bench-generate.sh [--model DIR] [--runs N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+model=models/default
+runs=3
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/fetch-assets.sh --minimal >/dev/null
+cargo build --release --quiet -p musicdiff-cli
+bin=target/release/musicdiff
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prompt="slow bossa nova on nylon guitar, A minor, 90 bpm"
+
+# One generation: prints "wall rtf text sampling vocoder peak_kb steps sampler".
+one() {
+  /usr/bin/time -f "%M" -o "$tmp/time" "$bin" -q generate "$prompt" --seconds 10 --model "$model" \
+    --no-png -o "$tmp/bench.wav" "$@" >/dev/null
+  python3 - "$tmp/bench.json" "$(cat "$tmp/time")" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = j["timings"]
+print(t["total"], j["real_time_factor"], t["text"], t["sampling"], t["vocoder"], sys.argv[2], j["steps"], j["sampler"])
+PY
+}
+
+echo "model: $model ($(python3 -c "import json;m=json.load(open('$model/model.json'));print(m['id'], m['weights']['parameters'], 'parameters,', m['weights']['dtype'])"))"
+echo "machine: $(nproc) cores; 10 s of audio per run; $runs measured runs after one warm-up"
+one >/dev/null
+best=""
+for i in $(seq "$runs"); do
+  line=$(one)
+  echo "$i $line" | awk '{printf "  run %s: wall %.2f s, RTF %.3f (text %.2f s, sampling %.2f s, vocoder %.2f s), peak %.0f MB, %s steps %s\n", $1, $2, $3, $4, $5, $6, $7/1024, $8, $9}'
+  best=$(printf '%s\n%s\n' "$best" "$line" | sed '/^$/d' | sort -g | head -1)
+done
+read -r wall rtf _ _ _ peak steps sampler <<<"$best"
+printf 'default settings (%s, %s steps): best wall %.2f s for 10 s of audio -> real-time factor %.3f (target < 1: %s); peak memory %.0f MB\n' \
+  "$sampler" "$steps" "$wall" "$rtf" "$(awk -v r="$rtf" 'BEGIN{print (r < 1) ? "met" : "NOT met"}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')"
+
+echo "trade-off (one run each):"
+for s in 10 20 40; do
+  for sampler in dpm++2m ddim; do
+    read -r wall rtf _ <<<"$(one --steps "$s" --sampler "$sampler")"
+    printf '  %-8s %3d steps: wall %.2f s, RTF %.3f\n' "$sampler" "$s" "$wall" "$rtf"
+  done
+done
