@@ -166,8 +166,20 @@ pub struct Generator {
 
 impl Generator {
     /// Reads `model_dir` (`model.json` + `model.safetensors`, hash-checked) and the MiniLM
-    /// encoder in `text_model_dir`.
-    pub fn load(model_dir: &Path, text_model_dir: &Path) -> Result<Self> {
+    /// encoder installed by `scripts/fetch-assets.sh` (`$MUSICDIFF_ASSETS/minilm`).
+    pub fn load(model_dir: &Path) -> Result<Self> {
+        let text = musicdiff_data::assets::minilm().map_err(|e| match e {
+            musicdiff_data::DataError::MissingAsset { what, path } => PipelineError::Missing {
+                path,
+                what: format!("{what} (install it with scripts/fetch-assets.sh)"),
+            },
+            other => PipelineError::file(musicdiff_data::assets::assets_dir(), other),
+        })?;
+        Self::load_with_text(model_dir, &text)
+    }
+
+    /// [`Self::load`] with the MiniLM encoder read from `text_model_dir`.
+    pub fn load_with_text(model_dir: &Path, text_model_dir: &Path) -> Result<Self> {
         let device = Device::flex();
         let meta = model_dir::read_meta(model_dir)?;
         let model = model_dir::load_weights(model_dir, &meta, &device)?;

@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
-use musicdiff_data::assets;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::image::{self, ImageOptions};
@@ -201,9 +200,8 @@ fn check_output(out: &Path) -> Result<()> {
 fn load(args: &SamplingArgs, ui: &Ui) -> Result<(Generator, f64)> {
     let started = Instant::now();
     let dir = model_dir(&args.model);
-    let text = assets::minilm()?;
     let sp = ui.spinner(&format!("loading {}", dir.display()));
-    let g = Generator::load(&dir, &text);
+    let g = Generator::load(&dir);
     sp.finish_and_clear();
     let g = g?;
     Ok((g, started.elapsed().as_secs_f64()))
