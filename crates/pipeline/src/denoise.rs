@@ -189,6 +189,6 @@ mod tests {
         };
         assert_eq!(split.copies(), 3);
         // u + 3 (text - u) + 1 (c - text)
-        assert_eq!(split.combine(&[&c, &text, &u]), vec![2.0, 7.0]);
+        assert_eq!(split.combine(&[&c, &text, &u]), vec![2.0, 6.0]);
     }
 }

@@ -316,3 +316,159 @@ pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Re
     put(&dir.join(META_FILE), &json)?;
     Ok(dir.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use musicdiff_model::config::{AbsoluteKind, PositionEncoding};
+
+    fn cfg() -> DitConfig {
+        DitConfig {
+            n_mels: 8,
+            patch_frames: 2,
+            frames: 16,
+            d_model: 16,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
+            text_dim: 6,
+            max_text_tokens: 5,
+            position: PositionEncoding::Both,
+            absolute: AbsoluteKind::Sinusoidal,
+            rope_theta: 10000.0,
+            max_seconds: 60.0,
+            pooled_text: true,
+        }
+    }
+
+    fn meta(dtype: WeightDtype) -> ModelMeta {
+        ModelMeta {
+            format: FORMAT.into(),
+            id: "test".into(),
+            model: cfg(),
+            data: DataInfo {
+                sample_rate: 22050,
+                n_fft: 1024,
+                hop_length: 256,
+                n_mels: 8,
+                mel_mean: vec![0.0; 8],
+                mel_std: vec![1.0; 8],
+                text_model: "all-MiniLM-L6-v2".into(),
+                source: "test".into(),
+                hours: 0.0,
+            },
+            weights: WeightsInfo {
+                dtype,
+                sha256: String::new(),
+                parameters: 0,
+            },
+            training: TrainingInfo {
+                config: "test".into(),
+                step: 1,
+                samples_seen: 1,
+                train_seconds: 0.0,
+                train_loss: None,
+                eval_loss: BTreeMap::new(),
+            },
+            sampling: SamplingDefaults::default(),
+        }
+    }
+
+    /// All parameters of a safetensors file, by name.
+    fn values(bytes: &[u8]) -> BTreeMap<String, Vec<f32>> {
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        st.tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                assert_eq!(v.dtype(), Dtype::F32);
+                let vals = v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                (n, vals)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn f16_directories_round_trip_within_half_precision() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let model = cfg().init(&device);
+        let path = dir.path().join("orig.safetensors");
+        musicdiff_model::io::save(&model, &path).unwrap();
+        let orig = std::fs::read(&path).unwrap();
+
+        let out = dir.path().join("model");
+        write(&out, &meta(WeightDtype::F16), &orig, "card").unwrap();
+        let m = read_meta(&out).unwrap();
+        let stored = std::fs::read(out.join(WEIGHTS_FILE)).unwrap();
+        assert_eq!(m.weights.sha256, sha256_hex(&stored));
+        assert!(
+            stored.len() < orig.len() * 6 / 10,
+            "f16 should halve the file"
+        );
+        let loaded = load_weights(&out, &m, &device).unwrap();
+        musicdiff_model::io::save(&loaded, &path).unwrap();
+        let (a, b) = (values(&orig), values(&std::fs::read(&path).unwrap()));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (name, x) in &a {
+            for (u, v) in x.iter().zip(&b[name]) {
+                assert!(
+                    (u - v).abs() <= 1e-3 * u.abs().max(1e-2),
+                    "{name}: {u} vs {v}"
+                );
+            }
+        }
+        // f32 storage is exact.
+        let out32 = dir.path().join("model32");
+        write(&out32, &meta(WeightDtype::F32), &orig, "card").unwrap();
+        let m32 = read_meta(&out32).unwrap();
+        let back = load_weights(&out32, &m32, &device).unwrap();
+        musicdiff_model::io::save(&back, &path).unwrap();
+        assert_eq!(values(&orig), values(&std::fs::read(&path).unwrap()));
+    }
+
+    #[test]
+    fn damaged_or_foreign_directories_are_refused_with_the_file_named() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let model = cfg().init(&device);
+        let path = dir.path().join("orig.safetensors");
+        musicdiff_model::io::save(&model, &path).unwrap();
+        let out = dir.path().join("model");
+        write(
+            &out,
+            &meta(WeightDtype::F16),
+            &std::fs::read(&path).unwrap(),
+            "",
+        )
+        .unwrap();
+        let m = read_meta(&out).unwrap();
+
+        // A flipped byte in the weights: the hash catches it.
+        let weights = out.join(WEIGHTS_FILE);
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&weights, &bytes).unwrap();
+        let err = load_weights(&out, &m, &device).err().unwrap().to_string();
+        assert!(
+            err.contains("SHA-256") && err.contains(WEIGHTS_FILE),
+            "{err}"
+        );
+
+        // Another layout version, and a directory that is not there.
+        let json = out.join(META_FILE);
+        let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::write(&json, text.replace(FORMAT, "musicdiff-model-0")).unwrap();
+        let err = read_meta(&out).err().unwrap().to_string();
+        assert!(
+            err.contains("model.json") && err.contains("musicdiff-model-0"),
+            "{err}"
+        );
+        let err = read_meta(&dir.path().join("nope")).err().unwrap();
+        assert!(matches!(err, PipelineError::Missing { .. }), "{err}");
+    }
+}
