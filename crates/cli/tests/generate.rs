@@ -73,20 +73,25 @@ fn generate_fill_and_continue_with_a_tiny_model() {
     std::fs::create_dir_all(&out).unwrap();
 
     // Generate: WAV of the right length, PNG, sidecar with the request and the timing.
+    let jig = |path: &Path, seed: &str| {
+        run(
+            &model,
+            &[
+                "generate",
+                "fast jig played on fiddle",
+                "--seconds",
+                "2",
+                "--genre",
+                "folk",
+                "--seed",
+                seed,
+                "-o",
+                s(path),
+            ],
+        )
+    };
     let a = out.join("a.wav");
-    let o = run(
-        &model,
-        &[
-            "generate",
-            "fast jig played on fiddle",
-            "--seconds",
-            "2",
-            "--genre",
-            "folk",
-            "-o",
-            s(&a),
-        ],
-    );
+    let o = jig(&a, "0");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("real-time factor"), "{}", stdout(&o));
     let samples = pcm(&a);
@@ -107,36 +112,10 @@ fn generate_fill_and_continue_with_a_tiny_model() {
 
     // Determinism: the same seed gives the same samples, another seed others.
     let b = out.join("b.wav");
-    let o = run(
-        &model,
-        &[
-            "generate",
-            "fast jig played on fiddle",
-            "--seconds",
-            "2",
-            "--genre",
-            "folk",
-            "-o",
-            s(&b),
-        ],
-    );
+    let o = jig(&b, "0");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(pcm(&a), pcm(&b), "same seed, different audio");
-    let o = run(
-        &model,
-        &[
-            "generate",
-            "fast jig played on fiddle",
-            "--seconds",
-            "2",
-            "--genre",
-            "folk",
-            "--seed",
-            "1",
-            "-o",
-            s(&b),
-        ],
-    );
+    let o = jig(&b, "1");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(pcm(&a), pcm(&b), "another seed, same audio");
 

@@ -10,7 +10,6 @@ use indicatif::ProgressBar;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::image::{self, ImageOptions};
-use musicdiff_pipeline::generator::MAX_SECONDS;
 use musicdiff_pipeline::{Generator, Guidance, Output, PipelineError, Progress, Request, Task};
 use serde_json::json;
 
@@ -384,50 +383,51 @@ pub fn run_generate(cmd: GenerateCmd, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-pub fn run_fill(cmd: FillCmd, ui: &Ui) -> Result<()> {
-    let a = &cmd.sampling;
+/// Fill and continue: read the input, build the task from it, run, write. `extra` describes
+/// the input in the sidecar, given its duration in seconds.
+fn edit(
+    input: &Path,
+    prompt: &str,
+    a: &SamplingArgs,
+    ui: &Ui,
+    task: impl FnOnce(Vec<f32>) -> Task,
+    extra: impl FnOnce(f64) -> serde_json::Value,
+) -> Result<()> {
     check_output(&a.output)?;
     let (g, load_seconds) = load(a, ui)?;
-    let input = read_input(&cmd.input, &g, ui)?;
-    let input_seconds = input.len() as f64 / g.sample_rate() as f64;
-    let task = Task::Fill {
-        audio: input,
-        from: cmd.from,
-        to: cmd.to,
-    };
-    let req = request(&g, task, &cmd.prompt, a)?;
-    let out = run(&g, &req, ui, "sampling")
-        .with_context(|| format!("filling {}", cmd.input.display()))?;
-    let extra = json!({
-        "path": cmd.input, "seconds": input_seconds, "from": cmd.from, "to": cmd.to,
-    });
+    let audio = read_input(input, &g, ui)?;
+    let input_seconds = audio.len() as f64 / g.sample_rate() as f64;
+    let task = task(audio);
+    let verb = task.name();
+    let req = request(&g, task, prompt, a)?;
+    let out =
+        run(&g, &req, ui, "sampling").with_context(|| format!("{verb}: {}", input.display()))?;
+    let extra = extra(input_seconds);
     write_outputs(&a.output, &g, &req, &out, load_seconds, extra, !a.no_png)
 }
 
+pub fn run_fill(cmd: FillCmd, ui: &Ui) -> Result<()> {
+    let (from, to) = (cmd.from, cmd.to);
+    edit(
+        &cmd.input,
+        &cmd.prompt,
+        &cmd.sampling,
+        ui,
+        |audio| Task::Fill { audio, from, to },
+        |seconds| json!({ "path": cmd.input, "seconds": seconds, "from": from, "to": to }),
+    )
+}
+
 pub fn run_continue(cmd: ContinueCmd, ui: &Ui) -> Result<()> {
-    let a = &cmd.sampling;
-    check_output(&a.output)?;
-    if !(cmd.seconds.is_finite() && cmd.seconds > 0.0 && cmd.seconds <= MAX_SECONDS) {
-        bail!(PipelineError::Request {
-            field: "seconds",
-            reason: format!(
-                "{}; it must be above 0 and at most {MAX_SECONDS}",
-                cmd.seconds
-            ),
-        });
-    }
-    let (g, load_seconds) = load(a, ui)?;
-    let input = read_input(&cmd.input, &g, ui)?;
-    let input_seconds = input.len() as f64 / g.sample_rate() as f64;
-    let task = Task::Continue {
-        audio: input,
-        seconds: cmd.seconds,
-    };
-    let req = request(&g, task, &cmd.prompt, a)?;
-    let out = run(&g, &req, ui, "sampling")
-        .with_context(|| format!("continuing {}", cmd.input.display()))?;
-    let extra = json!({ "path": cmd.input, "seconds": input_seconds });
-    write_outputs(&a.output, &g, &req, &out, load_seconds, extra, !a.no_png)
+    let seconds = cmd.seconds;
+    edit(
+        &cmd.input,
+        &cmd.prompt,
+        &cmd.sampling,
+        ui,
+        |audio| Task::Continue { audio, seconds },
+        |s| json!({ "path": cmd.input, "seconds": s }),
+    )
 }
 
 #[cfg(test)]
