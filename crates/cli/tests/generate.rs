@@ -304,38 +304,27 @@ fn bad_requests_fail_cleanly() {
     );
 
     // Missing model files.
-    let empty = dir.path().join("empty-model");
-    std::fs::create_dir_all(&empty).unwrap();
-    assert_refused(
-        &empty,
-        &["generate", "x", "-o", o],
-        &out,
-        &["model.json", "missing"],
-    );
-    let no_weights = dir.path().join("no-weights");
-    std::fs::create_dir_all(&no_weights).unwrap();
-    std::fs::copy(model.join("model.json"), no_weights.join("model.json")).unwrap();
-    assert_refused(
-        &no_weights,
-        &["generate", "x", "-o", o],
-        &out,
+    let refused =
+        |m: &Path, needles: &[&str]| assert_refused(m, &["generate", "x", "-o", o], &out, needles);
+    // A copy of the model's files in `files`, in a new directory `name`.
+    let copy = |name: &str, files: &[&str]| {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in files {
+            std::fs::copy(model.join(f), to.join(f)).unwrap();
+        }
+        to
+    };
+    refused(&copy("empty-model", &[]), &["model.json", "missing"]);
+    refused(
+        &copy("no-weights", &["model.json"]),
         &["model.safetensors", "missing"],
     );
-    assert_refused(
-        &dir.path().join("absent"),
-        &["generate", "x", "-o", o],
-        &out,
-        &["absent", "missing"],
-    );
+    refused(&dir.path().join("absent"), &["absent", "missing"]);
 
     // A config that does not match the weights, and weights that do not match their hash.
-    let mismatched = dir.path().join("mismatched");
-    std::fs::create_dir_all(&mismatched).unwrap();
-    std::fs::copy(
-        model.join("model.safetensors"),
-        mismatched.join("model.safetensors"),
-    )
-    .unwrap();
+    let both = ["model.json", "model.safetensors"];
+    let mismatched = copy("mismatched", &both);
     let meta = std::fs::read_to_string(model.join("model.json")).unwrap();
     let wider = meta.replacen("\"d_model\": 32", "\"d_model\": 48", 1);
     assert_ne!(
@@ -343,23 +332,11 @@ fn bad_requests_fail_cleanly() {
         "the tiny config's d_model changed; update this test"
     );
     std::fs::write(mismatched.join("model.json"), wider).unwrap();
-    assert_refused(
-        &mismatched,
-        &["generate", "x", "-o", o],
-        &out,
-        &["model.safetensors", "does not fit"],
-    );
-    let tampered = dir.path().join("tampered");
-    std::fs::create_dir_all(&tampered).unwrap();
-    std::fs::copy(model.join("model.json"), tampered.join("model.json")).unwrap();
-    let mut w = std::fs::read(model.join("model.safetensors")).unwrap();
+    refused(&mismatched, &["model.safetensors", "does not fit"]);
+    let tampered = copy("tampered", &both);
+    let mut w = std::fs::read(tampered.join("model.safetensors")).unwrap();
     let last = w.len() - 1;
     w[last] ^= 1;
     std::fs::write(tampered.join("model.safetensors"), w).unwrap();
-    assert_refused(
-        &tampered,
-        &["generate", "x", "-o", o],
-        &out,
-        &["SHA-256", "model.safetensors"],
-    );
+    refused(&tampered, &["SHA-256", "model.safetensors"]);
 }
