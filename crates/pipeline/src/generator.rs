@@ -7,7 +7,8 @@
 //! model for all tasks with masks (Li et al. 2023).
 //! 1. Lay out the timeline: the input's normalised log-mel where it is known, and a per-frame
 //!    known flag (a frame is known when its whole STFT window lies in kept audio).
-//! 2. Plan windows of the model's length over the unknown tokens: each starts `overlap` before
+//! 2. Plan windows of the model's length over the unknown tokens (a piece shorter than one
+//!    window is padded to one and cut afterwards): each starts `overlap` before
 //!    the first unknown token, so every window after the first continues from context it can
 //!    see (windowed continuation, as Jukebox and JEN-1 extend beyond the training length).
 //! 3. Sample each window with the chosen sampler under classifier-free guidance; known tokens
@@ -405,7 +406,9 @@ pub fn run_with(
     // 1. The timeline: input where known, the frames to generate, normalised log-mel.
     let (timeline, len, known_frames) = layout(req, data, window_seconds)?;
     let frames = known_frames.len();
-    let n_tokens = frames.div_ceil(p);
+    // A piece shorter than a window is sampled as a whole window and cut: the model was trained
+    // on full windows (short clips padded), so that is what it knows.
+    let n_tokens = frames.div_ceil(p).max(cfg.tokens());
     let padded = n_tokens * p;
     let input_mel = extractor.log_mel(&timeline); // [n_mels, frames]
     debug_assert_eq!(input_mel.cols(), frames);
