@@ -251,14 +251,40 @@ fn check_seconds(field: &'static str, s: f32) -> Result<()> {
     Ok(())
 }
 
-/// Checks the request against the model and returns `(input, output length, known frames)`:
-/// the input placed on the output timeline (zeros where there is none), the output length in
-/// samples, and the frames whose STFT window lies entirely in kept audio.
-fn layout(
-    req: &Request,
-    data: &DataInfo,
-    window_seconds: f64,
-) -> Result<(Vec<f32>, usize, Vec<bool>)> {
+/// The part of the output that is sampled and vocoded, in samples. Long inputs are cropped to
+/// the region that matters (the span of a fill or the end of a continued input, with a model
+/// window of context), so that editing a long recording costs what the edit costs.
+struct Piece {
+    /// Audio of the region on the output timeline (zeros where nothing is known).
+    timeline: Vec<f32>,
+    /// Per STFT frame of `timeline`: its whole window lies in kept audio.
+    known_frames: Vec<bool>,
+    /// Where the region starts in the whole output, and the whole output's length (seconds),
+    /// for the timing conditioning.
+    offset_seconds: f32,
+    total_seconds: f32,
+    /// How the region's audio goes back into the output.
+    assembly: Assembly,
+}
+
+/// Splicing of a [`Piece`]'s audio into the output. Sample indices are in the input.
+enum Assembly {
+    /// The piece is the output.
+    Whole,
+    /// `input[..start] ++ piece`, the piece starting with `input[start..]` kept exactly.
+    Continue { start: usize },
+    /// `input[..start] ++ splice(piece) ++ input[end..]`, regenerating `[a, b)`.
+    Fill {
+        start: usize,
+        end: usize,
+        a: usize,
+        b: usize,
+    },
+}
+
+/// Checks the request against the model and lays out the [`Piece`] to sample.
+fn layout(req: &Request, data: &DataInfo, window_frames: usize) -> Result<Piece> {
+    let window_seconds = window_frames as f64 * data.frame_seconds();
     if req.steps == 0 || req.steps > MAX_STEPS {
         return Err(PipelineError::request(
             "steps",
@@ -301,11 +327,19 @@ fn layout(
     let (hop, half) = (data.hop_length, data.n_fft / 2);
     let to_samples = |s: f32| (s as f64 * sr).round() as usize;
     let frames_of = |len: usize| 1 + len / hop;
+    // Context kept around an edit: one model window.
+    let margin = window_frames * hop;
     match &req.task {
         Task::Generate { seconds } => {
             check_seconds("seconds", *seconds)?;
             let len = to_samples(*seconds);
-            Ok((vec![0.0; len], len, vec![false; frames_of(len)]))
+            Ok(Piece {
+                timeline: vec![0.0; len],
+                known_frames: vec![false; frames_of(len)],
+                offset_seconds: 0.0,
+                total_seconds: len as f32 / sr as f32,
+                assembly: Assembly::Whole,
+            })
         }
         Task::Continue { audio, seconds } => {
             check_seconds("seconds", *seconds)?;
@@ -314,13 +348,21 @@ fn layout(
             }
             let input_seconds = audio.len() as f32 / sr as f32;
             check_seconds("total length", input_seconds + seconds)?;
-            let len = audio.len() + to_samples(*seconds);
-            let mut timeline = audio.clone();
-            timeline.resize(len, 0.0);
-            let known = (0..frames_of(len))
-                .map(|f| f * hop + half <= audio.len())
+            let extra = to_samples(*seconds);
+            let start = audio.len().saturating_sub(margin);
+            let kept = audio.len() - start;
+            let mut timeline = audio[start..].to_vec();
+            timeline.resize(kept + extra, 0.0);
+            let known_frames = (0..frames_of(kept + extra))
+                .map(|f| f * hop + half <= kept)
                 .collect();
-            Ok((timeline, len, known))
+            Ok(Piece {
+                timeline,
+                known_frames,
+                offset_seconds: start as f32 / sr as f32,
+                total_seconds: (audio.len() + extra) as f32 / sr as f32,
+                assembly: Assembly::Continue { start },
+            })
         }
         Task::Fill { audio, from, to } => {
             let input_seconds = audio.len() as f32 / sr as f32;
@@ -352,10 +394,20 @@ fn layout(
                 ));
             }
             let (a, b) = (to_samples(*from), to_samples(*to).min(audio.len()));
-            let known = (0..frames_of(audio.len()))
-                .map(|f| f * hop + half <= a || f * hop >= b + half)
+            let (start, end) = (a.saturating_sub(margin), (b + margin).min(audio.len()));
+            // Frames of the cropped region that do not touch the span (its ends are the
+            // input's ends or a margin away from the span).
+            let (ra, rb) = (a - start, b - start);
+            let known_frames = (0..frames_of(end - start))
+                .map(|f| f * hop + half <= ra || f * hop >= rb + half)
                 .collect();
-            Ok((audio.clone(), audio.len(), known))
+            Ok(Piece {
+                timeline: audio[start..end].to_vec(),
+                known_frames,
+                offset_seconds: start as f32 / sr as f32,
+                total_seconds: input_seconds,
+                assembly: Assembly::Fill { start, end, a, b },
+            })
         }
     }
 }
@@ -401,16 +453,17 @@ pub fn run_with(
     let extractor = LogMelExtractor::new(spec)?;
     let norm = data.normaliser();
     let (p, n_mels, d) = (cfg.patch_frames, cfg.n_mels, cfg.patch_dim());
-    let window_seconds = cfg.frames as f64 * data.frame_seconds();
 
     // 1. The timeline: input where known, the frames to generate, normalised log-mel.
-    let (timeline, len, known_frames) = layout(req, data, window_seconds)?;
+    let piece = layout(req, data, cfg.frames)?;
+    let (timeline, known_frames) = (&piece.timeline, &piece.known_frames);
+    let len = timeline.len();
     let frames = known_frames.len();
     // A piece shorter than a window is sampled as a whole window and cut: the model was trained
     // on full windows (short clips padded), so that is what it knows.
     let n_tokens = frames.div_ceil(p).max(cfg.tokens());
     let padded = n_tokens * p;
-    let input_mel = extractor.log_mel(&timeline); // [n_mels, frames]
+    let input_mel = extractor.log_mel(timeline); // [n_mels, frames]
     debug_assert_eq!(input_mel.cols(), frames);
     let mut mel = vec![0.0f32; n_mels * padded]; // normalised [n_mels, padded]
     for m in 0..n_mels {
@@ -444,7 +497,6 @@ pub fn run_with(
     let context = ((req.overlap_seconds as f64 / data.frame_seconds()) / p as f64).round() as usize;
     let windows = plan_windows(&known_tokens, window, context);
     let total_evals = windows.len() * req.sampler.evaluations(req.steps);
-    let total_seconds = len as f32 / data.sample_rate as f32;
     let schedule = CosineSchedule::default();
     let mut done = 0;
     let mut is_known = known_tokens.clone();
@@ -462,8 +514,9 @@ pub fn run_with(
                 sentence: sentence.clone(),
                 genre: genre.clone(),
                 artist: artist.clone(),
-                seconds_start: (start * p) as f32 * data.frame_seconds() as f32,
-                seconds_total: total_seconds,
+                seconds_start: piece.offset_seconds
+                    + (start * p) as f32 * data.frame_seconds() as f32,
+                seconds_total: piece.total_seconds,
                 keep: Keep::ALL,
             }],
             cfg,
@@ -512,11 +565,11 @@ pub fn run_with(
     }
     let magnitude = griffin_lim::log_mel_to_magnitude(&spec, extractor.filterbank(), &log_mel)?;
     let stft = Stft::<f32>::new(spec.stft())?;
-    let anchor_spec = stft.forward(&timeline);
-    let has_input = !matches!(req.task, Task::Generate { .. });
+    let anchor_spec = stft.forward(timeline);
+    let has_input = !matches!(piece.assembly, Assembly::Whole);
     let anchor = has_input.then_some(Anchor {
         spectrum: &anchor_spec,
-        frames: &known_frames,
+        frames: known_frames,
     });
     let gl = GriffinLimConfig {
         n_iter: req.griffin_lim_iters,
@@ -534,27 +587,20 @@ pub fn run_with(
 
     // 5. Splice.
     let sr = data.sample_rate as f64;
-    let (audio, generated_seconds) = match &req.task {
-        Task::Generate { .. } => (rebuilt, len as f64 / sr),
-        Task::Continue { audio, .. } => {
+    let fade = (CROSSFADE_SECONDS as f64 * sr) as usize;
+    let (audio, generated_seconds) = match (&req.task, &piece.assembly) {
+        (Task::Continue { audio, .. }, Assembly::Continue { start }) => {
             let mut out = audio.clone();
-            out.extend_from_slice(&rebuilt[audio.len()..]);
-            (out, (len - audio.len()) as f64 / sr)
+            out.extend_from_slice(&rebuilt[audio.len() - start..]);
+            (out, (len - (audio.len() - start)) as f64 / sr)
         }
-        Task::Fill { audio, from, to } => {
-            let a = (*from as f64 * sr).round() as usize;
-            let b = ((*to as f64 * sr).round() as usize).min(audio.len());
-            (
-                splice(
-                    audio,
-                    &rebuilt,
-                    a,
-                    b,
-                    (CROSSFADE_SECONDS as f64 * sr) as usize,
-                ),
-                (b - a) as f64 / sr,
-            )
+        (Task::Fill { audio, .. }, &Assembly::Fill { start, end, a, b }) => {
+            let region = splice(&audio[start..end], &rebuilt, a - start, b - start, fade);
+            let mut out = audio.clone();
+            out[start..end].copy_from_slice(&region);
+            (out, (b - a) as f64 / sr)
         }
+        _ => (rebuilt, len as f64 / sr),
     };
     let vocoder_seconds = vocoder_started.elapsed().as_secs_f64();
     let log_mel = extractor.log_mel(&audio);
@@ -619,6 +665,85 @@ mod tests {
         known[..250].fill(true);
         let plan = plan_windows(&known, 128, 32);
         assert_eq!(plan, vec![(218, 346), (272, 400)]);
+    }
+
+    fn data() -> DataInfo {
+        DataInfo {
+            sample_rate: 1000,
+            n_fft: 64,
+            hop_length: 16,
+            n_mels: 4,
+            mel_mean: vec![0.0; 4],
+            mel_std: vec![1.0; 4],
+            text_model: String::new(),
+            source: String::new(),
+            hours: 0.0,
+        }
+    }
+
+    fn request(task: Task) -> Request {
+        Request {
+            task,
+            prompt: String::new(),
+            genre: None,
+            artist: None,
+            seed: 0,
+            steps: 4,
+            sampler: SamplerKind::Ddim,
+            guidance: Guidance::new(1.0),
+            overlap_seconds: 0.1,
+            griffin_lim_iters: 4,
+        }
+    }
+
+    #[test]
+    fn long_inputs_are_cropped_to_the_edit_and_a_window_of_context() {
+        // 100 s at 1 kHz; the window is 64 frames of 16 samples = 1024 samples.
+        let audio = vec![0.1f32; 100_000];
+        let fill = request(Task::Fill {
+            audio: audio.clone(),
+            from: 50.0,
+            to: 51.0,
+        });
+        let piece = layout(&fill, &data(), 64).unwrap();
+        assert_eq!(piece.timeline.len(), 1000 + 2 * 1024);
+        assert!((piece.offset_seconds - 48.976).abs() < 1e-4);
+        assert_eq!(piece.total_seconds, 100.0);
+        assert!(matches!(
+            piece.assembly,
+            Assembly::Fill {
+                start: 48976,
+                end: 52024,
+                a: 50000,
+                b: 51000
+            }
+        ));
+        // Frames touching the span are unknown, the rest known.
+        let k = &piece.known_frames;
+        let frame_of = |sample: usize| sample / 16;
+        assert!(k[..frame_of(1024 - 32)].iter().all(|&x| x));
+        assert!(
+            k[frame_of(1024 + 32)..frame_of(2024 - 32)]
+                .iter()
+                .all(|&x| !x)
+        );
+        assert!(k[frame_of(2024 + 48)..].iter().all(|&x| x));
+
+        let cont = request(Task::Continue {
+            audio,
+            seconds: 2.0,
+        });
+        let piece = layout(&cont, &data(), 64).unwrap();
+        assert_eq!(piece.timeline.len(), 1024 + 2000);
+        assert!(matches!(
+            piece.assembly,
+            Assembly::Continue { start: 98976 }
+        ));
+        assert_eq!(piece.total_seconds, 102.0);
+        assert_eq!(
+            piece.known_frames.iter().filter(|&&x| x).count(),
+            (1024 - 32) / 16 + 1
+        );
     }
 
     #[test]
