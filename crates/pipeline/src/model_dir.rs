@@ -126,9 +126,7 @@ impl Default for SamplingDefaults {
             steps: 20,
             cfg: 3.0,
             overlap_seconds: 1.5,
-            // 64 fast Griffin-Lim iterations cost ~0.4 s per 10 s of audio here; the spectral
-            // convergence keeps improving past 32.
-            griffin_lim_iters: 64,
+            griffin_lim_iters: 32,
         }
     }
 }
