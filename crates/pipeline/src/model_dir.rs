@@ -103,8 +103,10 @@ pub struct TrainingInfo {
     pub train_seconds: f64,
     /// Mean training loss over the last logged steps, if the run's metrics were found.
     pub train_loss: Option<f64>,
-    /// Held-out loss per task at the last evaluation (EMA weights).
+    /// Held-out loss per task at the last evaluation (EMA weights), and that evaluation's step.
     pub eval_loss: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub eval_step: Option<u64>,
 }
 
 /// Sampling settings the model was tuned for; command-line flags override them.
@@ -369,6 +371,7 @@ mod tests {
                 train_seconds: 0.0,
                 train_loss: None,
                 eval_loss: BTreeMap::new(),
+                eval_step: None,
             },
             sampling: SamplingDefaults::default(),
         }

@@ -71,7 +71,8 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
     let parameters = burn::module::Module::num_params(&model);
     let (train, eval) = read_curves(&opts.run.join("metrics.jsonl"));
     let mut eval_loss = BTreeMap::new();
-    if let Some((_, [full, fill, cont])) = eval.iter().rev().find(|(s, _)| *s <= state.step) {
+    let last_eval = eval.iter().rev().find(|(s, _)| *s <= state.step);
+    if let Some((_, [full, fill, cont])) = last_eval {
         eval_loss.insert("full".to_string(), *full);
         eval_loss.insert("fill".to_string(), *fill);
         eval_loss.insert("continue".to_string(), *cont);
@@ -104,6 +105,7 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
             train_seconds: state.elapsed_seconds,
             train_loss: recent_loss(&train, state.step, 10),
             eval_loss,
+            eval_step: last_eval.map(|e| e.0),
         },
         sampling: SamplingDefaults {
             overlap_seconds: if opts.sampling.overlap_seconds > 0.0 {
@@ -149,7 +151,7 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
     );
     let _ = writeln!(
         s,
-        "Defaults: {} sampler, {} steps, guidance {}, {} s window overlap, {} Griffin-Lim iterations.\n",
+        "Defaults: {} sampler, {} steps, guidance {}, {:.2} s window overlap, {} Griffin-Lim iterations.\n",
         meta.sampling.sampler,
         meta.sampling.steps,
         meta.sampling.cfg,
@@ -161,8 +163,12 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
     let _ = writeln!(s, "| config | {} |", t.config);
     let _ = writeln!(
         s,
-        "| model | d {}, {} blocks, {} heads, patches of {} frames, position {:?} |",
-        m.d_model, m.depth, m.heads, m.patch_frames, m.position
+        "| model | d {}, {} blocks, {} heads, patches of {} frames, position {} |",
+        m.d_model,
+        m.depth,
+        m.heads,
+        m.patch_frames,
+        format!("{:?}", m.position).to_lowercase()
     );
     let _ = writeln!(
         s,
@@ -170,10 +176,14 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
         t.step, state.config.optim.steps, state.config.optim.batch_size, state.config.optim.lr
     );
     let _ = writeln!(s, "| windows seen | {} |", t.samples_seen);
+    // The last two components of where the data came from (the rest is the machine's).
+    let source: Vec<&str> = d.source.rsplit('/').take(2).collect();
+    let source: Vec<&str> = source.into_iter().rev().collect();
     let _ = writeln!(
         s,
         "| training data | {:.2} h of audio from `{}` |",
-        d.hours, d.source
+        d.hours,
+        source.join("/")
     );
     let _ = writeln!(
         s,
@@ -189,12 +199,18 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
             .iter()
             .map(|(k, v)| format!("{k} {v:.4}"))
             .collect();
-        let _ = writeln!(s, "| held-out loss (EMA) | {} |", parts.join(", "));
+        let _ = writeln!(
+            s,
+            "| held-out loss (EMA, step {}) | {} |",
+            t.eval_step.unwrap_or(t.step),
+            parts.join(", ")
+        );
     }
     let _ = writeln!(
         s,
-        "\n## Weights\n\nEMA weights (decay {}), stored as {:?}; SHA-256 in `model.json`.\n",
-        state.config.optim.ema_decay, meta.weights.dtype
+        "\n## Weights\n\nEMA weights (decay {}), stored as {}; SHA-256 in `model.json`.\n",
+        state.config.optim.ema_decay,
+        format!("{:?}", meta.weights.dtype).to_lowercase()
     );
     if let Some(notes) = notes {
         let _ = writeln!(s, "{}", notes.trim_end());
