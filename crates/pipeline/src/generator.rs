@@ -565,10 +565,13 @@ pub fn run_with(
     }
     let magnitude = griffin_lim::log_mel_to_magnitude(&spec, extractor.filterbank(), &log_mel)?;
     let stft = Stft::<f32>::new(spec.stft())?;
-    let anchor_spec = stft.forward(timeline);
-    let has_input = !matches!(piece.assembly, Assembly::Whole);
-    let anchor = has_input.then_some(Anchor {
-        spectrum: &anchor_spec,
+    // The input's complex STFT anchors the known frames; plain generation has none.
+    let anchor_spec = match piece.assembly {
+        Assembly::Whole => None,
+        _ => Some(stft.forward(timeline)),
+    };
+    let anchor = anchor_spec.as_ref().map(|spectrum| Anchor {
+        spectrum,
         frames: known_frames,
     });
     let gl = GriffinLimConfig {
