@@ -89,24 +89,20 @@ pub struct Request {
 
 impl Request {
     /// A request with the model's default sampling settings and seed 0.
-    pub fn new(task: Task, prompt: impl Into<String>, meta: &ModelMeta) -> Result<Self> {
+    pub fn new(task: Task, prompt: impl Into<String>, meta: &ModelMeta) -> Self {
         let d = &meta.sampling;
-        let sampler = d
-            .sampler
-            .parse::<SamplerKind>()
-            .map_err(|e| PipelineError::file(PathBuf::from(model_dir::META_FILE), e.to_string()))?;
-        Ok(Self {
+        Self {
             task,
             prompt: prompt.into(),
             genre: None,
             artist: None,
             seed: 0,
             steps: d.steps,
-            sampler,
+            sampler: d.sampler,
             guidance: Guidance::new(d.cfg),
             overlap_seconds: d.overlap_seconds,
             griffin_lim_iters: d.griffin_lim_iters,
-        })
+        }
     }
 }
 
@@ -218,7 +214,7 @@ impl Generator {
     }
 
     /// A request for `task` with this model's default settings.
-    pub fn request(&self, task: Task, prompt: impl Into<String>) -> Result<Request> {
+    pub fn request(&self, task: Task, prompt: impl Into<String>) -> Request {
         Request::new(task, prompt, &self.meta)
     }
 

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::atomic::write_atomic;
 use musicdiff_dsp::features::SpectrogramConfig;
 use musicdiff_model::{Dit, DitConfig};
@@ -113,7 +114,9 @@ pub struct TrainingInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingDefaults {
-    pub sampler: String,
+    /// Stored by name (`dpm++2m`, ...); an unknown name fails when `model.json` is read.
+    #[serde(with = "sampler_name")]
+    pub sampler: SamplerKind,
     pub steps: usize,
     pub cfg: f32,
     /// Context carried from one window into the next in long generation, seconds.
@@ -124,12 +127,28 @@ pub struct SamplingDefaults {
 impl Default for SamplingDefaults {
     fn default() -> Self {
         Self {
-            sampler: "dpm++2m".into(),
+            sampler: SamplerKind::DpmSolver2M,
             steps: 20,
             cfg: 3.0,
             overlap_seconds: 1.5,
             griffin_lim_iters: 32,
         }
+    }
+}
+
+/// [`SamplerKind`] as its command-line name in JSON.
+mod sampler_name {
+    use musicdiff_diffusion::sampler::SamplerKind;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(kind: &SamplerKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SamplerKind, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -462,9 +481,12 @@ mod tests {
             "{err}"
         );
 
-        // Another layout version, and a directory that is not there.
+        // An unknown default sampler, another layout version, a directory that is not there.
         let json = out.join(META_FILE);
         let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::write(&json, text.replace("\"dpm++2m\"", "\"plms\"")).unwrap();
+        let err = read_meta(&out).err().unwrap().to_string();
+        assert!(err.contains("model.json") && err.contains("plms"), "{err}");
         std::fs::write(&json, text.replace(FORMAT, "musicdiff-model-0")).unwrap();
         let err = read_meta(&out).err().unwrap().to_string();
         assert!(

@@ -71,7 +71,7 @@ pub fn run(cmd: ExportCmd, ui: &Ui) -> Result<()> {
             WeightDtype::F16
         },
         sampling: SamplingDefaults {
-            sampler: cmd.sampler.name().into(),
+            sampler: cmd.sampler,
             steps: cmd.steps,
             cfg: cmd.cfg,
             overlap_seconds: cmd.overlap.unwrap_or(0.0),

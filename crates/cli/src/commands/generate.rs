@@ -208,7 +208,7 @@ fn load(args: &SamplingArgs, ui: &Ui) -> Result<(Generator, f64)> {
 
 /// The request with the flags applied over the model's defaults.
 fn request(g: &Generator, task: Task, prompt: &str, args: &SamplingArgs) -> Result<Request> {
-    let mut req = g.request(task, prompt)?;
+    let mut req = g.request(task, prompt);
     req.genre = args.genre.clone();
     req.artist = args.artist.clone();
     req.seed = args.seed;
