@@ -1,9 +1,7 @@
-//! A generated log-mel back to audio: undo the per-band normalisation that training applied
-//! (the statistics of `data prepare`'s manifest), then mel -> linear magnitude by NNLS and fast
-//! Griffin-Lim (Perraudin, Balazs & Sondergaard 2013) from `musicdiff-dsp`.
+//! The per-band normalisation training applied to log-mels (the statistics of `data
+//! prepare`'s manifest), undone on generated log-mels and applied to input audio. The way back
+//! to a waveform (NNLS and anchored fast Griffin-Lim) is in [`crate::generator`].
 
-use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
-use musicdiff_dsp::griffin_lim::{self, GriffinLimConfig, PhaseInit};
 use musicdiff_dsp::matrix::Matrix;
 
 /// Per-mel-band mean and standard deviation of the training log-mels.
@@ -34,27 +32,4 @@ impl Normaliser {
                 .for_each(|x| *x = (*x - self.mean[b]) / self.std[b]);
         }
     }
-}
-
-/// Log-mel `[n_mels, frames]` -> waveform of `hop * (frames - 1)` samples.
-pub fn log_mel_to_audio(
-    spec: &SpectrogramConfig,
-    log_mel: &Matrix<f32>,
-    gl_iters: usize,
-    seed: u64,
-) -> musicdiff_dsp::Result<Vec<f32>> {
-    let extractor = LogMelExtractor::new(*spec)?;
-    let gl = GriffinLimConfig {
-        n_iter: gl_iters,
-        momentum: 0.99,
-        init: PhaseInit::Random { seed },
-    };
-    griffin_lim::log_mel_to_audio(
-        spec,
-        extractor.filterbank(),
-        log_mel,
-        None,
-        &gl,
-        &mut |_| {},
-    )
 }
