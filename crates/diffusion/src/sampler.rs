@@ -48,18 +48,16 @@ fn eps_from_x0(x: &[f32], x0: &[f32], alpha: f64, sigma: f64) -> Vec<f32> {
 }
 
 /// DDIM with eta = 0 (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
-/// eq. 12): the deterministic sampler. `noise` is `x_1`; `on_step(i)` reports step `i` of
-/// `steps` (1-based) as it finishes.
+/// eq. 12): the deterministic sampler. `noise` is `x_1`.
 pub fn ddim(
     denoiser: &mut dyn Denoiser,
     schedule: &CosineSchedule,
     noise: Vec<f32>,
     steps: usize,
-    on_step: &mut dyn FnMut(usize),
 ) -> Vec<f32> {
     let grid = time_grid(steps);
     let mut x = noise;
-    for (i, w) in grid.windows(2).enumerate() {
+    for w in grid.windows(2) {
         let (t, s) = (w[0], w[1]);
         // 1. Predict x0 at the current time.
         let x0 = denoiser.x0(&x, t);
@@ -73,7 +71,6 @@ pub fn ddim(
             .zip(&eps)
             .map(|(&x0, &e)| (a_s * x0 as f64 + s_s * e as f64) as f32)
             .collect();
-        on_step(i + 1);
     }
     x
 }
@@ -162,7 +159,7 @@ pub fn sample(
         },
     };
     match kind {
-        SamplerKind::Ddim => ddim(&mut counting, schedule, noise, steps, &mut |_| {}),
+        SamplerKind::Ddim => ddim(&mut counting, schedule, noise, steps),
         SamplerKind::DpmSolver2M => dpm_solver_2m(&mut counting, schedule, noise, steps),
         SamplerKind::Euler => karras(&mut counting, schedule, noise, steps, false),
         SamplerKind::Heun => karras(&mut counting, schedule, noise, steps, true),
@@ -350,13 +347,12 @@ pub(crate) mod tests {
     fn ddim_with_the_exact_denoiser_reaches_the_data_distribution() {
         let noise = standard_normal(20000, 3);
         let mut calls = 0;
-        let out = ddim(
-            &mut gaussian_oracle(1.5, 0.5),
-            &CosineSchedule::default(),
-            noise,
-            50,
-            &mut |_| calls += 1,
-        );
+        let mut oracle = gaussian_oracle(1.5, 0.5);
+        let mut counted = |x: &[f32], t: f64| {
+            calls += 1;
+            oracle(x, t)
+        };
+        let out = ddim(&mut counted, &CosineSchedule::default(), noise, 50);
         assert_eq!(calls, 50);
         let n = out.len() as f64;
         let mean = out.iter().map(|&v| v as f64).sum::<f64>() / n;
@@ -372,7 +368,6 @@ pub(crate) mod tests {
             &CosineSchedule::default(),
             standard_normal(16, 1),
             3,
-            &mut |_| {},
         );
         assert!(out.iter().all(|&v| (v - 0.25).abs() < 1e-6));
     }
