@@ -69,6 +69,13 @@ pub struct DitConfig {
     /// Add the projected sentence vector to the noise-level embedding that drives adaLN
     /// (pooled text in the global conditioning, as SD3 and Stable Audio do).
     pub pooled_text: bool,
+    /// Hidden width of an MLP branch in the output head (`d -> head_hidden -> P M`, GELU, its
+    /// output layer zero-initialised), added to the linear projection. A linear head from
+    /// `d_model` reaches only a `d_model`-dimensional subspace of the `P M` values of a token,
+    /// so with `d_model < P M` part of every output is left as the sampler's noise; the branch
+    /// reaches all of it. Absent (as in models made before it existed): the linear head alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_hidden: Option<usize>,
 }
 
 impl DitConfig {
@@ -85,6 +92,13 @@ impl DitConfig {
     /// Hidden width of the MLP.
     pub fn mlp_hidden(&self) -> usize {
         ((self.d_model as f64) * self.mlp_ratio).round() as usize
+    }
+
+    /// Dimension of the space of token values the output head can produce:
+    /// `min(P M, d_model + head_hidden)`. Below [`patch_dim`](Self::patch_dim) the model cannot
+    /// remove the noise outside that space (see `head_hidden`).
+    pub fn output_rank(&self) -> usize {
+        (self.d_model + self.head_hidden.unwrap_or(0)).min(self.patch_dim())
     }
 
     /// Checks that the numbers describe a model that can be built.
@@ -126,6 +140,12 @@ impl DitConfig {
                 format!("{} must be in (0, 16]", self.mlp_ratio),
             );
         }
+        if self.head_hidden == Some(0) {
+            return bad(
+                "head_hidden",
+                "must be at least 1 (leave it out for a linear head)".into(),
+            );
+        }
         if self.text_dim == 0 || self.max_text_tokens == 0 {
             return bad("text_dim/max_text_tokens", "must be at least 1".into());
         }
@@ -160,6 +180,7 @@ pub(crate) mod tests {
             rope_theta: 10000.0,
             max_seconds: 60.0,
             pooled_text: true,
+            head_hidden: None,
         }
     }
 
@@ -179,5 +200,36 @@ pub(crate) mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("RoPE"));
         c.position = PositionEncoding::Absolute;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn output_rank_counts_the_head_branch() {
+        let mut c = tiny(); // d 16 < P M = 16
+        assert_eq!(c.patch_dim(), 16);
+        assert_eq!(c.output_rank(), 16);
+        c.d_model = 8;
+        c.heads = 2;
+        assert_eq!(c.output_rank(), 8);
+        c.head_hidden = Some(32);
+        assert_eq!(c.output_rank(), 16);
+        c.head_hidden = Some(0);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("head_hidden")
+        );
+    }
+
+    #[test]
+    fn head_hidden_is_optional_in_files() {
+        // A config written before the field existed still reads, with a linear head.
+        let mut v = serde_json::to_value(tiny()).unwrap();
+        assert!(v.get("head_hidden").is_none(), "None is not written");
+        let c: DitConfig = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(c.head_hidden, None);
+        v["head_hidden"] = 24.into();
+        let c: DitConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(c.head_hidden, Some(24));
     }
 }

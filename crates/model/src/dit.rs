@@ -180,12 +180,15 @@ impl TimeEmbedding {
     }
 }
 
-/// The final adaLN-modulated norm and projection back to patch values.
+/// The final adaLN-modulated norm and projection back to patch values: a linear projection
+/// plus, with `head_hidden`, an MLP branch whose output starts at zero (so a model trained
+/// without it can be continued with it, see `io::load_partial`).
 #[derive(Module, Debug)]
 pub struct FinalLayer {
     pub norm: LayerNorm,
     pub ada: Linear,
     pub proj: Linear,
+    pub branch: Option<Mlp>,
 }
 
 /// The whole network: patch embedding, conditioning, blocks, output projection.
@@ -255,6 +258,10 @@ impl DitConfig {
                 norm: layer_norm(d, device),
                 ada: zero_linear(d, 2 * d, device),
                 proj: zero_linear(d, pd, device),
+                branch: self.head_hidden.map(|h| Mlp {
+                    fc1: linear(d, h, device),
+                    fc2: zero_linear(h, pd, device),
+                }),
             },
             config: self.clone(),
         }
@@ -319,7 +326,12 @@ impl Dit {
             m.clone().narrow(1, 0, 1),
             m.narrow(1, 1, 1),
         );
-        self.last.proj.forward(h)
+        // [B, N, d] -> [B, N, P M]
+        let out = self.last.proj.forward(h.clone());
+        match &self.last.branch {
+            Some(branch) => out + branch.forward(h),
+            None => out,
+        }
     }
 }
 
@@ -348,6 +360,12 @@ mod tests {
             absolute,
             ..tiny()
         };
+        output_of(&cfg, device)
+    }
+
+    /// The jittered model's output `[1, N, P M]` as a flat vector.
+    fn output_of(cfg: &DitConfig, device: &Device) -> Vec<f32> {
+        let cfg = cfg.clone();
         device.seed(5);
         let model = cfg.init(device).map(&mut Jitter);
         let (n, pd) = (cfg.tokens(), cfg.patch_dim());
@@ -407,5 +425,47 @@ mod tests {
             ..tiny()
         };
         assert!(cfg.init(&device).pos_table.is_none());
+    }
+
+    /// Numerical rank of the rows (Gram-Schmidt in f64 with a relative tolerance).
+    fn rank(rows: &[&[f32]]) -> usize {
+        let mut basis: Vec<Vec<f64>> = Vec::new();
+        let scale = rows
+            .iter()
+            .flat_map(|r| r.iter())
+            .fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+        for r in rows {
+            let mut v: Vec<f64> = r.iter().map(|&x| x as f64).collect();
+            for b in &basis {
+                let dot: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();
+                v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
+            }
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 1e-4 * scale {
+                basis.push(v.into_iter().map(|x| x / norm).collect());
+            }
+        }
+        basis.len()
+    }
+
+    #[test]
+    fn the_head_branch_reaches_every_token_value() {
+        // d 8 < P M 16: the linear head's outputs lie in an 8-dimensional subspace; the branch
+        // (its zero output layer jittered like every other weight) lifts them to all 16.
+        let device = Device::flex();
+        let narrow = DitConfig {
+            d_model: 8,
+            frames: 64,
+            ..tiny()
+        };
+        let pd = narrow.patch_dim();
+        let tokens = |out: &[f32]| rank(&out.chunks(pd).collect::<Vec<_>>());
+        assert_eq!(tokens(&output_of(&narrow, &device)), 8);
+        let wide = DitConfig {
+            head_hidden: Some(16),
+            ..narrow
+        };
+        assert_eq!(wide.output_rank(), pd);
+        assert_eq!(tokens(&output_of(&wide, &device)), pd);
     }
 }

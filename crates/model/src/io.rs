@@ -52,14 +52,42 @@ pub fn load(cfg: &DitConfig, path: &Path, device: &Device) -> Result<Dit> {
 /// Builds the architecture of `cfg` and reads its parameters from safetensors `bytes` (f32);
 /// `path` names their origin in errors.
 pub fn load_bytes(cfg: &DitConfig, bytes: Vec<u8>, path: &Path, device: &Device) -> Result<Dit> {
+    let (model, fresh) = read_into(cfg, bytes, path, device, false)?;
+    debug_assert!(fresh.is_empty());
+    Ok(model)
+}
+
+/// Builds the architecture of `cfg` (seed the device first: the parameters the file lacks
+/// keep their initial values) and reads every parameter `path` holds. Returns the model and
+/// the names of the parameters left at their initial values. Anything in the file the model
+/// has no place for, or of another shape, is an error: this continues a model with a part
+/// added (the output head's branch, `DitConfig::head_hidden`), not one of another size.
+pub fn load_partial(cfg: &DitConfig, path: &Path, device: &Device) -> Result<(Dit, Vec<String>)> {
+    cfg.validate()?;
+    if !path.exists() {
+        return Err(ModelError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e))?;
+    read_into(cfg, bytes, path, device, true)
+}
+
+fn read_into(
+    cfg: &DitConfig,
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &Device,
+    partial: bool,
+) -> Result<(Dit, Vec<String>)> {
     cfg.validate()?;
     let mut model = cfg.init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(partial);
     let result = model
         .load_from(&mut store)
         .map_err(|e| weights_err(path, format!("does not fit the model config: {e}")))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
-        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+    let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
+    if (!partial && !missing.is_empty()) || !result.errors.is_empty() || !result.unused.is_empty() {
         return Err(weights_err(
             path,
             format!(
@@ -70,5 +98,115 @@ pub fn load_bytes(cfg: &DitConfig, bytes: Vec<u8>, path: &Path, device: &Device)
             ),
         ));
     }
-    Ok(model)
+    Ok((model, missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::tiny;
+
+    /// The model's output for a fixed input with empty conditioning, flattened.
+    fn probe(model: &Dit, cfg: &DitConfig, device: &Device) -> Vec<f32> {
+        let (n, pd) = (cfg.tokens(), cfg.patch_dim());
+        let noisy: Vec<f32> = (0..n * pd).map(|i| (i % 7) as f32 / 3.0 - 1.0).collect();
+        let input = crate::DitInput {
+            noisy: Tensor::from_data(TensorData::new(noisy, [1, n, pd]), device),
+            known: Tensor::zeros([1, n, pd], device),
+            mask: Tensor::zeros([1, n, 1], device),
+            t: Tensor::from_floats([0.3], device),
+        };
+        let cond = crate::Conditioning::from_examples(
+            &[crate::CondExample {
+                tokens: vec![0.1; cfg.text_dim],
+                n_tokens: 1,
+                sentence: vec![0.2; cfg.text_dim],
+                genre: None,
+                artist: None,
+                seconds_start: 0.0,
+                seconds_total: 4.0,
+                keep: crate::Keep::ALL,
+            }],
+            cfg,
+            device,
+        )
+        .unwrap();
+        model
+            .forward(input, &cond)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    /// A tiny model whose zero-initialised layers are moved off zero, so outputs differ.
+    fn trained_like(cfg: &DitConfig, device: &Device) -> Dit {
+        struct Shift;
+        impl burn::module::ModuleMapper for Shift {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: burn::module::Param<Tensor<D>>,
+            ) -> burn::module::Param<Tensor<D>> {
+                param.map(|t| t.add_scalar(0.05))
+            }
+        }
+        device.seed(3);
+        cfg.init(device).map(&mut Shift)
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_model_and_a_foreign_file_is_refused() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let cfg = tiny();
+        let model = trained_like(&cfg, &device);
+        save(&model, &path).unwrap();
+        let back = load(&cfg, &path, &device).unwrap();
+        assert_eq!(probe(&model, &cfg, &device), probe(&back, &cfg, &device));
+        let other = DitConfig { depth: 1, ..tiny() };
+        let e = load(&other, &path, &device).unwrap_err().to_string();
+        assert!(
+            e.contains("w.safetensors") && e.contains("unexpected"),
+            "{e}"
+        );
+        let e = load(&cfg, &dir.path().join("none"), &device).unwrap_err();
+        assert!(matches!(e, ModelError::Missing { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_model_continues_with_an_added_head_branch_unchanged() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let cfg = tiny();
+        let model = trained_like(&cfg, &device);
+        save(&model, &path).unwrap();
+        let wider = DitConfig {
+            head_hidden: Some(24),
+            ..tiny()
+        };
+        // A full load refuses the file: the branch is missing from it.
+        let e = load(&wider, &path, &device).unwrap_err().to_string();
+        assert!(e.contains("missing") && e.contains("branch"), "{e}");
+        device.seed(9);
+        let (grown, fresh) = load_partial(&wider, &path, &device).unwrap();
+        let mut fresh = fresh;
+        fresh.sort();
+        assert_eq!(
+            fresh,
+            [
+                "last.branch.fc1.bias",
+                "last.branch.fc1.weight",
+                "last.branch.fc2.bias",
+                "last.branch.fc2.weight"
+            ]
+        );
+        // The branch's output layer starts at zero, so the function is the saved one.
+        let (a, b) = (probe(&model, &cfg, &device), probe(&grown, &wider, &device));
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5));
+        // Extra parameters in the file are still refused.
+        save(&grown, &path).unwrap();
+        let e = load_partial(&cfg, &path, &device).unwrap_err().to_string();
+        assert!(e.contains("unexpected"), "{e}");
+    }
 }

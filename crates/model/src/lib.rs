@@ -15,7 +15,7 @@
 //!     n_mels: 80, patch_frames: 4, frames: 64, d_model: 32, depth: 2, heads: 2,
 //!     mlp_ratio: 2.0, text_dim: 384, max_text_tokens: 32,
 //!     position: PositionEncoding::Both, absolute: AbsoluteKind::Sinusoidal,
-//!     rope_theta: 10000.0, max_seconds: 60.0, pooled_text: true,
+//!     rope_theta: 10000.0, max_seconds: 60.0, pooled_text: true, head_hidden: Some(64),
 //! };
 //! let model = cfg.init(&device);
 //! let (n, pd) = (cfg.tokens(), cfg.patch_dim());

@@ -359,6 +359,7 @@ mod tests {
             rope_theta: 10000.0,
             max_seconds: 60.0,
             pooled_text: true,
+            head_hidden: Some(8),
         }
     }
 

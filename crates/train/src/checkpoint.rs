@@ -37,6 +37,22 @@ pub struct TrainState {
     pub elapsed_seconds: f64,
     pub config: TrainConfig,
     pub data: DataInfo,
+    /// The checkpoint whose weights this run started from (`train --init-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitInfo>,
+}
+
+/// Where a run's starting weights came from, when not from a fresh initialisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitInfo {
+    /// The checkpoint directory read.
+    pub checkpoint: PathBuf,
+    /// Its training so far: optimiser steps, windows seen and wall time.
+    pub step: u64,
+    pub samples_seen: u64,
+    pub train_seconds: f64,
+    /// Parameters the checkpoint did not have, which started from their initial values.
+    pub fresh: Vec<String>,
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).

@@ -204,12 +204,27 @@ mod tests {
         TrainConfig::load(&path).unwrap()
     }
 
+    /// Every config under configs/train, by file stem.
+    fn shipped_names() -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "toml").then(|| p.file_stem().unwrap().to_string_lossy().into())
+            })
+            .collect();
+        names.sort();
+        assert!(names.len() >= 4, "{names:?}");
+        names
+    }
+
     #[test]
     fn shipped_configs_load_and_state_their_parameter_counts() {
         use burn::prelude::*;
         let device = Device::flex();
-        for name in ["tiny", "small", "base"] {
-            let cfg = shipped(name);
+        for name in shipped_names() {
+            let cfg = shipped(&name);
             let params = cfg.model.init(&device).num_params();
             // The description states the count in millions (M) or thousands (k).
             let stated = if params >= 1_000_000 {

@@ -176,6 +176,20 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
         t.step, state.config.optim.steps, state.config.optim.batch_size, state.config.optim.lr
     );
     let _ = writeln!(s, "| windows seen | {} |", t.samples_seen);
+    if let Some(init) = &state.init {
+        let _ = writeln!(
+            s,
+            "| started from | the EMA weights of a run after {} steps ({} windows, {:.2} h){} |",
+            init.step,
+            init.samples_seen,
+            init.train_seconds / 3600.0,
+            if init.fresh.is_empty() {
+                String::new()
+            } else {
+                format!("; new parameters: {}", init.fresh.join(", "))
+            }
+        );
+    }
     // The last two components of where the data came from (the rest is the machine's).
     let source: Vec<&str> = d.source.rsplit('/').take(2).collect();
     let source: Vec<&str> = source.into_iter().rev().collect();

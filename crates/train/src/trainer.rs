@@ -41,6 +41,9 @@ pub struct Options {
     pub config: TrainConfig,
     /// Continue from the run's latest checkpoint.
     pub resume: bool,
+    /// Start a new run from the EMA weights of this checkpoint (or a run directory's latest
+    /// one) instead of a fresh initialisation; the optimiser and schedule start anew.
+    pub init_from: Option<PathBuf>,
     /// Stop after this many optimiser steps in total (the schedule keeps its length).
     pub max_steps: Option<u64>,
     /// Stop after this much wall time in this session.
@@ -271,6 +274,54 @@ fn evaluate(
     Ok(Some(out))
 }
 
+/// Reads the EMA weights of the checkpoint `from` (a checkpoint directory, or a run directory
+/// meaning its latest checkpoint) into the architecture of `cfg`. The checkpoint may lack
+/// parameters `cfg` adds (they keep the initial values `device`'s seed gives); everything it
+/// has must fit, and its data must have the same mel bands.
+fn init_from(
+    cfg: &TrainConfig,
+    from: &Path,
+    loader: &Loader,
+    device: &Device,
+) -> Result<(Dit, checkpoint::InitInfo)> {
+    let dir = if from.join(checkpoint::STATE).exists() {
+        from.to_path_buf()
+    } else {
+        checkpoint::latest(from)?.ok_or_else(|| TrainError::Checkpoint {
+            path: from.to_path_buf(),
+            detail: "is neither a checkpoint (no state.json) nor a run directory with one".into(),
+        })?
+    };
+    let state = checkpoint::read_state(&dir)?;
+    let ours = loader.manifest();
+    if state.data.n_mels != ours.config.n_mels
+        || state.data.hop_length != ours.config.hop_length
+        || state.data.sample_rate != ours.config.sample_rate
+    {
+        return Err(TrainError::Checkpoint {
+            path: dir,
+            detail: format!(
+                "was trained on {} mel bands with hop {} at {} Hz; the shards have {}, {} and {}",
+                state.data.n_mels,
+                state.data.hop_length,
+                state.data.sample_rate,
+                ours.config.n_mels,
+                ours.config.hop_length,
+                ours.config.sample_rate
+            ),
+        });
+    }
+    let (model, fresh) = weights::load_partial(&cfg.model, &dir.join(checkpoint::EMA), device)?;
+    let init = checkpoint::InitInfo {
+        checkpoint: dir,
+        step: state.step,
+        samples_seen: state.samples_seen,
+        train_seconds: state.elapsed_seconds,
+        fresh,
+    };
+    Ok((model, init))
+}
+
 /// Trains as `opts` says, reporting through `on_event`.
 pub fn train(
     opts: &Options,
@@ -344,7 +395,23 @@ pub fn train(
         }
         (None, false) => {
             device.seed(cfg.run.seed);
-            let model = cfg.model.init(&device);
+            let (model, init) = match &opts.init_from {
+                None => (cfg.model.init(&device), None),
+                Some(from) => {
+                    let (model, init) = init_from(cfg, from, &loader, &device)?;
+                    on_event(Event::Note(format!(
+                        "starting from {} (EMA weights after {} steps){}",
+                        init.checkpoint.display(),
+                        init.step,
+                        if init.fresh.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; new: {}", init.fresh.join(", "))
+                        }
+                    )));
+                    (model, Some(init))
+                }
+            };
             let ema = optim::detached_copy(&model, &plain);
             let _ = std::fs::remove_file(&metrics);
             let toml = toml::to_string(cfg).expect("config serialises");
@@ -363,6 +430,7 @@ pub fn train(
                     elapsed_seconds: 0.0,
                     config: cfg.clone(),
                     data: data_info(&loader),
+                    init,
                 },
             }
         }

@@ -83,6 +83,7 @@ fn options(shards: &Path, out: &Path, cfg: TrainConfig) -> Options {
         out: out.to_path_buf(),
         config: cfg,
         resume: false,
+        init_from: None,
         max_steps: None,
         time_budget: None,
         text_model: assets::minilm().unwrap(),
@@ -104,8 +105,13 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
 fn every_shipped_config_builds_a_model_of_the_right_shapes() {
     use musicdiff_model::{CondExample, Conditioning, DitInput, Keep};
     let device = Device::flex();
-    for name in ["tiny", "small", "base"] {
+    for name in ["tiny", "small", "small-finetune", "base"] {
         let cfg = TrainConfig::load(&config_path(name)).unwrap().model;
+        assert_eq!(
+            cfg.output_rank(),
+            cfg.patch_dim(),
+            "{name}: the output head must reach every value of a token (see head_hidden)"
+        );
         let model = cfg.init(&device);
         // Full windows for tiny; a 4-token prefix for the large ones (the shapes do not depend
         // on the length, and base's full forward is slow in a test).
@@ -317,6 +323,69 @@ fn resuming_gives_the_same_loss_curve_as_an_uninterrupted_run() {
     let (ea, eb) = (tensors(whole.path()), tensors(parts.path()));
     assert!(!ea.is_empty());
     assert!(ea == eb, "EMA weights differ after resume");
+}
+
+#[test]
+fn a_new_run_starts_from_another_runs_weights_with_an_added_head_branch() {
+    let (_data, shards) = prepared();
+    let stop = AtomicBool::new(false);
+    // A run with the linear head alone, as models were before `head_hidden`.
+    let mut old = tiny();
+    old.model.head_hidden = None;
+    old.optim.steps = 3;
+    let first = tempfile::tempdir().unwrap();
+    musicdiff_train::train(
+        &options(shards.path(), first.path(), old),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+
+    let mut cfg = tiny();
+    assert!(cfg.model.head_hidden.is_some());
+    cfg.optim.steps = 2;
+    cfg.run.eval_every = 1;
+    let second = tempfile::tempdir().unwrap();
+    let mut opts = options(shards.path(), second.path(), cfg.clone());
+    opts.init_from = Some(first.path().to_path_buf());
+    let mut notes = Vec::new();
+    let o = musicdiff_train::train(&opts, &stop, &mut |e| {
+        if let musicdiff_train::Event::Note(n) = e {
+            notes.push(n)
+        }
+    })
+    .unwrap();
+    assert_eq!(o.step, 2);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("after 3 steps") && n.contains("last.branch.fc2.weight")),
+        "{notes:?}"
+    );
+    let state =
+        musicdiff_train::checkpoint::read_state(&second.path().join("checkpoints/step-00000002"))
+            .unwrap();
+    let init = state.init.expect("the origin is recorded");
+    assert_eq!(init.step, 3);
+    assert_eq!(init.fresh.len(), 4, "{:?}", init.fresh);
+
+    // Another width does not fit: the error names the checkpoint.
+    let mut wide = tiny();
+    wide.model.d_model = 64;
+    let third = tempfile::tempdir().unwrap();
+    let mut opts = options(shards.path(), third.path(), wide);
+    opts.init_from = Some(first.path().to_path_buf());
+    let err = musicdiff_train::train(&opts, &stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("step-00000003"), "{err}");
+    // A directory without checkpoints is refused by name.
+    let mut opts = options(shards.path(), third.path(), tiny());
+    opts.init_from = Some(third.path().join("nothing"));
+    let err = musicdiff_train::train(&opts, &stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nothing"), "{err}");
 }
 
 #[test]

@@ -27,7 +27,9 @@ The run directory holds:
 Examples:
   musicdiff train --data data/shards --config configs/train/small.toml --out runs/small
   musicdiff train --data data/shards --config configs/train/small.toml --out runs/small \\
-      --resume --time-budget 2h")]
+      --resume --time-budget 2h
+  musicdiff train --data my/shards --config configs/train/small.toml --out runs/mine \
+      --init-from runs/small")]
 pub struct TrainCmd {
     /// Prepared shards (the output of `musicdiff data prepare`).
     #[arg(long, value_name = "SHARDS")]
@@ -39,8 +41,14 @@ pub struct TrainCmd {
     #[arg(long, value_name = "RUN")]
     pub out: PathBuf,
     /// Continue from the run's latest checkpoint (same configuration required).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init_from")]
     pub resume: bool,
+    /// Start a new run from another run's weights (its latest checkpoint, or the checkpoint
+    /// directory given) instead of a fresh initialisation: fine-tuning. The config must
+    /// describe the same model, or that model with parts added (e.g. `head_hidden`, which
+    /// starts at zero); the optimiser and learning-rate schedule start anew.
+    #[arg(long, value_name = "RUN_OR_CHECKPOINT")]
+    pub init_from: Option<PathBuf>,
     /// Stop once this many optimiser steps are done in total (the learning-rate schedule keeps
     /// the length the config gives it, so a later --resume carries on smoothly).
     #[arg(long, value_name = "N")]
@@ -93,6 +101,7 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         out: cmd.out,
         config,
         resume: cmd.resume,
+        init_from: cmd.init_from,
         max_steps: cmd.max_steps,
         time_budget: cmd.time_budget,
         text_model: assets::minilm()?,
