@@ -123,6 +123,9 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         .min(opts.config.optim.steps);
     let bar = ui.bar(end, "training");
     let mut last_eval = String::new();
+    // The latest loss line, repeated at each checkpoint: a log file (where indicatif hides the
+    // bar) then still shows how training goes.
+    let mut last_status = String::new();
     let outcome = musicdiff_train::train(&opts, &stop, &mut |event| match event {
         Event::Started {
             step,
@@ -143,9 +146,9 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
             samples_per_second,
         } => {
             bar.set_position(step);
-            bar.set_message(format!(
-                "loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s{last_eval}"
-            ));
+            last_status =
+                format!("loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s{last_eval}");
+            bar.set_message(last_status.clone());
         }
         Event::Eval { losses, .. } => {
             last_eval = format!(
@@ -154,7 +157,12 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
             );
         }
         Event::Checkpoint { step, path } => {
-            bar.suspend(|| ui.note(format!("step {step}: checkpoint {}", path.display())));
+            bar.suspend(|| {
+                ui.note(format!(
+                    "step {step}: checkpoint {} ({last_status})",
+                    path.display()
+                ))
+            });
         }
         Event::Samples { step, dir } => {
             bar.suspend(|| ui.note(format!("step {step}: samples in {}", dir.display())));
