@@ -1,7 +1,8 @@
 //! The v-prediction parameterisation (Salimans & Ho 2022, section 4): the network predicts
 //! `v = alpha eps - sigma x0` from `x_t = alpha x0 + sigma eps`; then `x0 = alpha x_t - sigma v`
 //! and `eps = sigma x_t + alpha v`. With `alpha^2 + sigma^2 = 1` these are exact inverses.
-//! Elementwise over slices so that tensors of any shape can use them.
+//! Elementwise over slices so that tensors of any shape can use them. A model may instead predict
+//! `x0` itself; [`min_snr_weight_x0`] then gives it the same training objective.
 
 /// `x_t = alpha x0 + sigma eps`.
 pub fn noisy(x0: &[f32], eps: &[f32], alpha: f32, sigma: f32) -> Vec<f32> {
@@ -44,9 +45,51 @@ pub fn min_snr_weight(snr: f64, gamma: f64) -> f64 {
     snr.min(gamma) / (snr + 1.0)
 }
 
+/// The weight of the `x0` MSE that makes it the same objective as the min-SNR-gamma v MSE:
+/// `|v - v^|^2 = |x0 - x0^|^2 / sigma^2` and `snr + 1 = 1 / sigma^2`, so
+/// `min(snr, gamma) / (snr + 1) |v - v^|^2 = min(snr, gamma) |x0 - x0^|^2`.
+pub fn min_snr_weight_x0(snr: f64, gamma: f64) -> f64 {
+    snr.min(gamma)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_x0_and_v_losses_agree() {
+        let x0 = [0.5f32, -1.0, 2.0, 0.0];
+        let eps = [0.1f32, 0.7, -0.3, 1.2];
+        let guess = [0.4f32, -0.2, 1.5, 0.3]; // a predicted x0
+        for t in [0.05f64, 0.3, 0.7, 0.95] {
+            let ab = (t * std::f64::consts::FRAC_PI_2).cos().powi(2);
+            let (a, s) = (ab.sqrt(), (1.0 - ab).sqrt());
+            let snr = ab / (1.0 - ab);
+            let xt = noisy(&x0, &eps, a as f32, s as f32);
+            let v = target(&x0, &eps, a as f32, s as f32);
+            // The v that the guess corresponds to: v = (alpha x_t - x0) / sigma.
+            let v_hat: Vec<f64> = xt
+                .iter()
+                .zip(&guess)
+                .map(|(&x, &g)| (a * x as f64 - g as f64) / s)
+                .collect();
+            let lv: f64 = v
+                .iter()
+                .zip(&v_hat)
+                .map(|(&p, q)| (p as f64 - q).powi(2))
+                .sum();
+            let lx: f64 = x0
+                .iter()
+                .zip(&guess)
+                .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
+                .sum();
+            let (wv, wx) = (
+                lv * min_snr_weight(snr, 5.0),
+                lx * min_snr_weight_x0(snr, 5.0),
+            );
+            assert!((wv - wx).abs() < 1e-4 * wv.max(1.0), "t {t}: {wv} vs {wx}");
+        }
+    }
 
     #[test]
     fn conversions_invert_each_other() {

@@ -37,6 +37,21 @@ pub enum AbsoluteKind {
     Learned,
 }
 
+/// What the network's output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prediction {
+    /// `v = alpha eps - sigma x0` (Salimans & Ho 2022); models made before this setting existed.
+    #[default]
+    V,
+    /// The clean tokens `x0`. Clean log-mel tokens lie near a low-dimensional set while `v`
+    /// carries the noise of all `P M` values, which a `d_model`-wide state cannot hold when
+    /// `d_model < P M`: a v-model then leaves noise in the values it cannot see or reach.
+    /// Predicting `x0` avoids that (Li & He 2025, "Back to Basics: Let Denoising Generative
+    /// Models Denoise", make the same case for pixel-space transformers).
+    X0,
+}
+
 /// Architecture of the diffusion transformer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +91,9 @@ pub struct DitConfig {
     /// reaches all of it. Absent (as in models made before it existed): the linear head alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_hidden: Option<usize>,
+    /// What the network predicts; `v` when absent.
+    #[serde(default)]
+    pub prediction: Prediction,
 }
 
 impl DitConfig {
@@ -181,6 +199,7 @@ pub(crate) mod tests {
             max_seconds: 60.0,
             pooled_text: true,
             head_hidden: None,
+            prediction: Prediction::V,
         }
     }
 

@@ -3,8 +3,9 @@
 //! (START, caption tokens, genre, artist, timing; as Jukebox and Stable Audio build theirs),
 //! and absolute, rotary or both position encodings ([`config::PositionEncoding`]).
 //!
-//! The network predicts `v` (Salimans & Ho 2022) for every token; what `v` means and how the
-//! noise is scheduled live in `musicdiff-diffusion`, shared by training and sampling.
+//! The network predicts, for every token, either `v` (Salimans & Ho 2022) or the clean tokens
+//! `x0` ([`config::Prediction`]); what these mean and how the noise is scheduled live in
+//! `musicdiff-diffusion`, shared by training and sampling.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -16,6 +17,7 @@
 //!     mlp_ratio: 2.0, text_dim: 384, max_text_tokens: 32,
 //!     position: PositionEncoding::Both, absolute: AbsoluteKind::Sinusoidal,
 //!     rope_theta: 10000.0, max_seconds: 60.0, pooled_text: true, head_hidden: Some(64),
+//!     prediction: Prediction::X0,
 //! };
 //! let model = cfg.init(&device);
 //! let (n, pd) = (cfg.tokens(), cfg.patch_dim());
@@ -41,6 +43,6 @@ pub mod patch;
 pub mod position;
 
 pub use cond::{CondExample, Conditioning, Keep};
-pub use config::{AbsoluteKind, DitConfig, PositionEncoding};
+pub use config::{AbsoluteKind, DitConfig, PositionEncoding, Prediction};
 pub use dit::{Dit, DitInput};
 pub use error::{ModelError, Result};

@@ -114,13 +114,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .into_iter()
     .map(f64::from)
     .collect();
-    let basis = basis(&rows);
+    let reach = basis(&rows);
     println!(
         "{}: d_model {}, P M {}, linear head reaches {} dimensions, branch {}",
         meta.id,
         cfg.d_model,
         pd,
-        basis.len(),
+        reach.len(),
         cfg.head_hidden
             .map_or("none".to_string(), |h| format!("{h} wide"))
     );
@@ -163,9 +163,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         meta.sampling.steps,
         &mut |_, _| {},
     );
-    let (share, part) = outside(&out, &bias, &basis);
+    // What the network sees of the noisy tokens: the span of the columns of the noisy part of
+    // patch_in's weight ([2 P M + 1, d], noisy rows first).
+    let w_in: Vec<f32> = model.patch_in.weight.val().into_data().try_to_vec()?;
+    let d = cfg.d_model;
+    let seen: Vec<Vec<f64>> = (0..d)
+        .map(|j| (0..pd).map(|i| w_in[i * d + j] as f64).collect())
+        .collect();
+    let seen = basis(&seen);
     let zero = vec![0.0; pd];
-    let (_, noise_part) = outside(&noise, &zero, &basis);
+    let (blind_share, blind_part) = outside(&out, &zero, &seen);
+    let (_, blind_noise) = outside(&noise, &zero, &seen);
+    println!(
+        "input: the patch embedding sees {} of the {pd} noisy values' dimensions; generated share in the unseen ones {:.3}, noise corr there {:.3}",
+        seen.len(),
+        blind_share,
+        correlation(&blind_part, &blind_noise)
+    );
+    let (share, part) = outside(&out, &bias, &reach);
+    let (_, noise_part) = outside(&noise, &zero, &reach);
     println!(
         "generated ({kind}, {} steps, cfg {}, seed {seed}): share outside {:.3}, noise corr {:.3}",
         meta.sampling.steps,
@@ -185,7 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         meta.data.normaliser().normalise(&mut mel);
         let tokens = patchify(&mel, cfg.n_mels, cfg.patch_frames);
-        let (share, _) = outside(&tokens, &bias, &basis);
+        let (share, _) = outside(&tokens, &bias, &reach);
         println!("real audio {}: share outside {share:.3}", path.display());
     }
     Ok(())

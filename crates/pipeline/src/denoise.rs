@@ -6,14 +6,16 @@
 //!    `v = v_u + w (v_c - v_u)`, or with separate scales for the caption (with its genre and
 //!    artist fields) and the timing, as InstructPix2Pix composes two conditions (Brooks et al.
 //!    2023, eq. 3): `v = v_u + w_text (v_text - v_u) + w_timing (v_c - v_text)`;
-//! 3. converts to `x0 = alpha_t x_t - sigma_t v` (the v-parameterisation of `musicdiff-diffusion`);
+//! 3. converts to `x0 = alpha_t x_t - sigma_t v` (the v-parameterisation of `musicdiff-diffusion`),
+//!    unless the model predicts `x0` itself (then the guided outputs combine the same way: the
+//!    conversion is affine and the guidance weights sum to 1);
 //! 4. puts the known tokens back (`x0 = m known + (1 - m) x0`), so that a sampler keeps the
 //!    noise of the known region consistent with its clean values and the kept audio is exact.
 
 use burn::prelude::*;
 use musicdiff_diffusion::sampler::Denoiser;
 use musicdiff_diffusion::schedule::CosineSchedule;
-use musicdiff_model::{Conditioning, Dit, DitInput, Keep};
+use musicdiff_model::{Conditioning, Dit, DitInput, Keep, Prediction};
 
 /// Classifier-free guidance scales; 1 everywhere disables guidance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,7 +144,7 @@ impl Denoiser for GuidedDenoiser<'_> {
             mask: Tensor::from_data(TensorData::new(tile(&self.mask), [copies * b, n, 1]), dev),
             t: Tensor::full([copies * b], t as f32, dev),
         };
-        let v: Vec<f32> = self
+        let out: Vec<f32> = self
             .model
             .forward(input, &self.cond)
             .into_data()
@@ -150,15 +152,20 @@ impl Denoiser for GuidedDenoiser<'_> {
             .expect("f32 data");
         // 2. Guidance.
         let len = b * n * d;
-        let parts: Vec<&[f32]> = v.chunks(len).collect();
-        let v = self.guidance.combine(&parts);
+        let parts: Vec<&[f32]> = out.chunks(len).collect();
+        let out = self.guidance.combine(&parts);
         // 3. v -> x0, 4. known tokens back in place.
         let (alpha, sigma) = self.schedule.alpha_sigma(t);
         let (alpha, sigma) = (alpha as f32, sigma as f32);
+        let x0_model = self.model.config.prediction == Prediction::X0;
         (0..len)
             .map(|i| {
                 let m = self.mask[i / d];
-                let x0 = alpha * x[i] - sigma * v[i];
+                let x0 = if x0_model {
+                    out[i]
+                } else {
+                    alpha * x[i] - sigma * out[i]
+                };
                 m * self.known[i] + (1.0 - m) * x0
             })
             .collect()
@@ -190,5 +197,74 @@ mod tests {
         assert_eq!(split.copies(), 3);
         // u + 3 (text - u) + 1 (c - text)
         assert_eq!(split.combine(&[&c, &text, &u]), vec![2.0, 6.0]);
+    }
+
+    #[test]
+    fn the_output_is_read_as_the_model_predicts_and_known_tokens_stay() {
+        use musicdiff_model::{AbsoluteKind, CondExample, DitConfig, PositionEncoding};
+        let device = Device::flex();
+        let cfg = |prediction| DitConfig {
+            n_mels: 4,
+            patch_frames: 2,
+            frames: 8,
+            d_model: 8,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
+            text_dim: 4,
+            max_text_tokens: 3,
+            position: PositionEncoding::Both,
+            absolute: AbsoluteKind::Sinusoidal,
+            rope_theta: 10000.0,
+            max_seconds: 60.0,
+            pooled_text: true,
+            head_hidden: None,
+            prediction,
+        };
+        let (n, d) = (4, 8);
+        let x: Vec<f32> = (0..n * d).map(|i| (i % 5) as f32 - 2.0).collect();
+        let known = vec![7.0f32; n * d];
+        let mask = vec![1.0, 0.0, 0.0, 0.0]; // the first token is known
+        let t = 0.4;
+        let (alpha, _) = CosineSchedule::default().alpha_sigma(t);
+        for prediction in [Prediction::V, Prediction::X0] {
+            let cfg = cfg(prediction);
+            // A fresh model outputs exactly zero (zero-initialised projection, zero bias).
+            let model = cfg.init(&device);
+            let ex = CondExample {
+                tokens: vec![0.1; cfg.text_dim],
+                n_tokens: 1,
+                sentence: vec![0.1; cfg.text_dim],
+                genre: None,
+                artist: None,
+                seconds_start: 0.0,
+                seconds_total: 4.0,
+                keep: Keep::ALL,
+            };
+            let cond = Conditioning::from_examples(&[ex], &cfg, &device).unwrap();
+            let mut den = GuidedDenoiser::new(
+                &model,
+                &cond,
+                known.clone(),
+                mask.clone(),
+                [1, n, d],
+                Guidance::new(3.0),
+                &device,
+            );
+            let x0 = den.x0(&x, t);
+            for (i, (&got, &xi)) in x0.iter().zip(&x).enumerate() {
+                let want = match (i < d, prediction) {
+                    (true, _) => 7.0,
+                    // v = 0: x0 = alpha x_t.
+                    (false, Prediction::V) => alpha as f32 * xi,
+                    // x0 = the output.
+                    (false, Prediction::X0) => 0.0,
+                };
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{prediction:?} {i}: {got} vs {want}"
+                );
+            }
+        }
     }
 }

@@ -360,6 +360,7 @@ mod tests {
             max_seconds: 60.0,
             pooled_text: true,
             head_hidden: Some(8),
+            prediction: musicdiff_model::Prediction::X0,
         }
     }
 

@@ -6,9 +6,10 @@
 //! 2. draw the diffusion time per example, stratified over the batch (one uniform shifted by
 //!    `i / B`, as Kingma et al.'s VDM does, for a lower-variance loss);
 //! 3. draw a JEN-1 mask per example from the configured mix (full / spans / prefix);
-//! 4. noise: `x_t = alpha x0 + sigma eps`, target `v = alpha eps - sigma x0`;
+//! 4. noise: `x_t = alpha x0 + sigma eps`, target `v = alpha eps - sigma x0` (or `x0` itself
+//!    for an x0-predicting model, with the weight that keeps the objective the same);
 //! 5. drop conditioning parts for classifier-free guidance;
-//! 6. the loss: v-MSE over generated tokens only, per example weighted by min-SNR-gamma.
+//! 6. the loss: MSE over generated tokens only, per example weighted by min-SNR-gamma.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,7 @@ use musicdiff_diffusion::masks::{self, MaskKind};
 use musicdiff_diffusion::schedule::CosineSchedule;
 use musicdiff_diffusion::vpred;
 use musicdiff_model::patch::patchify;
-use musicdiff_model::{CondExample, Conditioning, DitInput, Keep};
+use musicdiff_model::{CondExample, Conditioning, DitInput, Keep, Prediction};
 use musicdiff_text::TextEncoder;
 
 use crate::config::TrainConfig;
@@ -67,7 +68,7 @@ impl FieldVectors {
 pub struct StepBatch {
     pub input: DitInput,
     pub cond: Conditioning,
-    /// The v target `[B, N, P M]`.
+    /// The target `[B, N, P M]`: `v`, or `x0` for an x0-predicting model.
     pub target: Tensor<3>,
     /// `[B, N]`: 1 where the token is generated (and so counts in the loss).
     pub generate: Tensor<2>,
@@ -118,10 +119,11 @@ pub fn make(
         // 2. Time, stratified over the batch.
         let t = (stratum + i as f64 / b as f64).fract();
         let (alpha, sigma) = schedule.alpha_sigma(t);
-        let w = if cfg.diffusion.min_snr_gamma > 0.0 {
-            vpred::min_snr_weight(schedule.snr(t), cfg.diffusion.min_snr_gamma)
-        } else {
-            1.0
+        let x0_model = cfg.model.prediction == Prediction::X0;
+        let w = match (cfg.diffusion.min_snr_gamma > 0.0, x0_model) {
+            (false, _) => 1.0,
+            (true, false) => vpred::min_snr_weight(schedule.snr(t), cfg.diffusion.min_snr_gamma),
+            (true, true) => vpred::min_snr_weight_x0(schedule.snr(t), cfg.diffusion.min_snr_gamma),
         };
         // 3. The task and its mask.
         let kind = forced.unwrap_or_else(|| mix.pick(rng.uniform()));
@@ -130,7 +132,11 @@ pub fn make(
         let eps: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
         let (a, s) = (alpha as f32, sigma as f32);
         noisy.extend(vpred::noisy(&x0, &eps, a, s));
-        target.extend(vpred::target(&x0, &eps, a, s));
+        if x0_model {
+            target.extend_from_slice(&x0);
+        } else {
+            target.extend(vpred::target(&x0, &eps, a, s));
+        }
         for (tok, &k) in keep.iter().enumerate() {
             let kf = if k { 1.0 } else { 0.0 };
             mask.push(kf);

@@ -68,7 +68,8 @@ pub struct DropoutConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffusionConfig {
-    /// Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns weighting off (plain v MSE).
+    /// Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns weighting off (plain MSE of
+    /// what the model predicts, `v` or `x0`).
     pub min_snr_gamma: f64,
 }
 

@@ -390,8 +390,18 @@ fn a_new_run_starts_from_another_runs_weights_with_an_added_head_branch() {
 
 #[test]
 fn masks_keep_what_they_keep() {
+    for prediction in [
+        musicdiff_model::Prediction::V,
+        musicdiff_model::Prediction::X0,
+    ] {
+        let mut cfg = tiny();
+        cfg.model.prediction = prediction;
+        masks_keep_what_they_keep_for(cfg);
+    }
+}
+
+fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
     let (_data, shards) = prepared();
-    let cfg = tiny();
     let device = Device::flex();
     let loader = Loader::open(shards.path(), Split::Train, 4, 0).unwrap();
     let b = loader.epoch(0).next().unwrap().unwrap();
@@ -434,12 +444,18 @@ fn masks_keep_what_they_keep() {
                     "nothing known where generated"
                 );
             } else {
-                // Known values are the clean patch: x0 = alpha x_t - sigma v.
+                // Known values are the clean patch: the x0 target itself, or from the v
+                // target: x0 = alpha x_t - sigma v.
                 let ex = tok / cfg.model.tokens();
                 let schedule = musicdiff_diffusion::schedule::CosineSchedule::default();
                 let (a, s) = schedule.alpha_sigma(t[ex] as f64);
                 for i in row {
-                    let x0 = a as f32 * noisy[i] - s as f32 * target[i];
+                    let x0 = match cfg.model.prediction {
+                        musicdiff_model::Prediction::X0 => target[i],
+                        musicdiff_model::Prediction::V => {
+                            a as f32 * noisy[i] - s as f32 * target[i]
+                        }
+                    };
                     assert!((known[i] - x0).abs() < 1e-3, "{} vs {x0}", known[i]);
                 }
             }

@@ -46,7 +46,8 @@ pub struct TrainCmd {
     /// Start a new run from another run's weights (its latest checkpoint, or the checkpoint
     /// directory given) instead of a fresh initialisation: fine-tuning. The config must
     /// describe the same model, or that model with parts added (e.g. `head_hidden`, which
-    /// starts at zero); the optimiser and learning-rate schedule start anew.
+    /// starts at zero) or another `prediction`; the optimiser and learning-rate schedule start
+    /// anew.
     #[arg(long, value_name = "RUN_OR_CHECKPOINT")]
     pub init_from: Option<PathBuf>,
     /// Stop once this many optimiser steps are done in total (the learning-rate schedule keeps
