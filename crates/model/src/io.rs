@@ -153,14 +153,20 @@ mod tests {
         cfg.init(device).map(&mut Shift)
     }
 
-    #[test]
-    fn save_then_load_gives_the_same_model_and_a_foreign_file_is_refused() {
-        let device = Device::flex();
+    /// A tiny model saved to a temporary `w.safetensors`.
+    fn saved_tiny() -> (tempfile::TempDir, std::path::PathBuf, DitConfig, Dit) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         let cfg = tiny();
-        let model = trained_like(&cfg, &device);
+        let model = trained_like(&cfg, &Device::flex());
         save(&model, &path).unwrap();
+        (dir, path, cfg, model)
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_model_and_a_foreign_file_is_refused() {
+        let (dir, path, cfg, model) = saved_tiny();
+        let device = Device::flex();
         let back = load(&cfg, &path, &device).unwrap();
         assert_eq!(probe(&model, &cfg, &device), probe(&back, &cfg, &device));
         let other = DitConfig { depth: 1, ..tiny() };
@@ -175,12 +181,8 @@ mod tests {
 
     #[test]
     fn a_model_continues_with_an_added_head_branch_unchanged() {
+        let (_dir, path, cfg, model) = saved_tiny();
         let device = Device::flex();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.safetensors");
-        let cfg = tiny();
-        let model = trained_like(&cfg, &device);
-        save(&model, &path).unwrap();
         let wider = DitConfig {
             head_hidden: Some(24),
             ..tiny()
