@@ -163,12 +163,15 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
     let _ = writeln!(s, "| config | {} |", t.config);
     let _ = writeln!(
         s,
-        "| model | d {}, {} blocks, {} heads, patches of {} frames, position {} |",
+        "| model | d {}, {} blocks, {} heads, patches of {} frames, position {}, predicts {}{} |",
         m.d_model,
         m.depth,
         m.heads,
         m.patch_frames,
-        format!("{:?}", m.position).to_lowercase()
+        format!("{:?}", m.position).to_lowercase(),
+        format!("{:?}", m.prediction).to_lowercase(),
+        m.head_hidden
+            .map_or(String::new(), |h| format!(", {h}-wide output head branch"))
     );
     let _ = writeln!(
         s,
