@@ -336,7 +336,7 @@ impl Dit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::PositionEncoding;
     use crate::config::tests::tiny;
@@ -344,7 +344,7 @@ mod tests {
 
     /// Adds small noise to every parameter: adaLN-zero starts the gates, the cross-attention
     /// output and the final projection at zero, and the blocks would hide position effects.
-    struct Jitter;
+    pub(crate) struct Jitter;
     impl burn::module::ModuleMapper for Jitter {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             param.map(|t| {

@@ -21,13 +21,13 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use musicdiff_data::rng::Rng;
 use musicdiff_diffusion::sampler::{self, SamplerKind};
 use musicdiff_diffusion::schedule::CosineSchedule;
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_model::patch::patchify;
 use musicdiff_model::{CondExample, Conditioning, Keep};
 use musicdiff_pipeline::denoise::{Guidance, GuidedDenoiser};
+use musicdiff_pipeline::generator::window_noise;
 use musicdiff_pipeline::model_dir;
 use musicdiff_text::TextEncoder;
 
@@ -35,14 +35,8 @@ use musicdiff_text::TextEncoder;
 fn basis(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let mut out: Vec<Vec<f64>> = Vec::new();
     for r in rows {
-        let mut v = r.clone();
-        for _ in 0..2 {
-            // Twice, for numerical orthogonality.
-            for b in &out {
-                let dot: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();
-                v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
-            }
-        }
+        // Twice, for numerical orthogonality.
+        let v = complement(&complement(r, &out), &out);
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         if norm > 1e-8 {
             out.push(v.into_iter().map(|x| x / norm).collect());
@@ -143,8 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg,
         &device,
     )?;
-    let mut rng = Rng::for_item(seed, 0);
-    let noise: Vec<f32> = (0..n * pd).map(|_| rng.normal() as f32).collect();
+    let noise = window_noise(seed, 0, n * pd);
     let mut denoiser = GuidedDenoiser::new(
         &model,
         &cond,

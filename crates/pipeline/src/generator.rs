@@ -433,6 +433,13 @@ fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().expect("f32 data")
 }
 
+/// The initial noise `x_1` of window `window` of a request with `seed`: `len` standard normal
+/// values, the same for the same seed on every machine.
+pub fn window_noise(seed: u64, window: usize, len: usize) -> Vec<f32> {
+    let mut rng = Rng::for_item(seed, window as u64);
+    (0..len).map(|_| rng.normal() as f32).collect()
+}
+
 /// The work of [`Generator::run`], on borrowed parts (training previews use it with the EMA
 /// weights in memory).
 pub fn run_with(
@@ -518,8 +525,7 @@ pub fn run_with(
             cfg,
             device,
         )?;
-        let mut rng = Rng::for_item(req.seed, w as u64);
-        let noise: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+        let noise = window_noise(req.seed, w, n * d);
         let mut denoiser =
             GuidedDenoiser::new(model, &cond, known, mask, [1, n, d], req.guidance, device);
         let out = sampler::sample(
