@@ -7,18 +7,29 @@
 //! | `alpha_bar(t)` | `alpha_bar_t = f(t)/f(0)` | `alphas_cumprod[i]` |
 //! | `offset` | `s = 0.008` | (0.008 in `betas_for_alpha_bar`) |
 //! | `betas(n)` | `beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}`, clipped at 0.999 | `betas` |
+//!
+//! A `shift` above 1 divides the SNR at every time by `shift^2`: the shifted cosine schedule of
+//! Hoogeboom et al. ("simple diffusion", ICML 2023, section 3.1; `log snr` moved by
+//! `-2 log shift`). Many values per example (a window is 128 tokens of 320 values) let a network
+//! read the global character of the clean signal from a noisy input until very close to pure
+//! noise, so without a shift the levels at which the prompt decides what is made are a thin
+//! sliver at the end of the schedule, rarely trained and given one sampler step.
 
 use std::f64::consts::FRAC_PI_2;
 
-/// Cosine schedule with offset `s` (0.008 in the paper).
+/// Cosine schedule with offset `s` (0.008 in the paper) and SNR shift (1 = none).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CosineSchedule {
     pub offset: f64,
+    pub shift: f64,
 }
 
 impl Default for CosineSchedule {
     fn default() -> Self {
-        Self { offset: 0.008 }
+        Self {
+            offset: 0.008,
+            shift: 1.0,
+        }
     }
 }
 
@@ -26,6 +37,14 @@ impl Default for CosineSchedule {
 pub const MAX_BETA: f64 = 0.999;
 
 impl CosineSchedule {
+    /// The default cosine schedule with its SNR divided by `shift^2`.
+    pub fn shifted(shift: f64) -> Self {
+        Self {
+            shift,
+            ..Self::default()
+        }
+    }
+
     /// `f(t) = cos^2(((t + s) / (1 + s)) * pi / 2)`, unnormalised.
     fn f(&self, t: f64) -> f64 {
         (((t + self.offset) / (1.0 + self.offset)) * FRAC_PI_2)
@@ -33,10 +52,16 @@ impl CosineSchedule {
             .powi(2)
     }
 
-    /// `alpha_bar(t) = f(t) / f(0)`, for `t` in [0, 1] (clamped).
+    /// `alpha_bar(t) = f(t) / f(0)`, for `t` in [0, 1] (clamped); shifted,
+    /// `ab / (ab + shift^2 (1 - ab))`, the `alpha_bar` whose SNR is `snr / shift^2`.
     pub fn alpha_bar(&self, t: f64) -> f64 {
         let t = t.clamp(0.0, 1.0);
-        (self.f(t) / self.f(0.0)).clamp(0.0, 1.0)
+        let ab = (self.f(t) / self.f(0.0)).clamp(0.0, 1.0);
+        if self.shift == 1.0 {
+            return ab;
+        }
+        let k = self.shift * self.shift;
+        ab / (ab + k * (1.0 - ab))
     }
 
     /// `(alpha, sigma)` at time `t`.
@@ -52,10 +77,12 @@ impl CosineSchedule {
         s / a.max(f64::MIN_POSITIVE)
     }
 
-    /// The time whose `sigma / alpha` is `ve_sigma` (inverse of [`Self::ve_sigma`]):
-    /// `alpha_bar = 1 / (1 + ve_sigma^2)`, then the cosine solved for `t`.
+    /// The time whose `sigma / alpha` is `ve_sigma` (inverse of [`Self::ve_sigma`]): the
+    /// unshifted level is `ve_sigma / shift`, `alpha_bar = 1 / (1 + level^2)`, then the cosine
+    /// solved for `t`.
     pub fn t_from_ve_sigma(&self, ve_sigma: f64) -> f64 {
-        let alpha_bar = 1.0 / (1.0 + ve_sigma * ve_sigma);
+        let level = ve_sigma / self.shift;
+        let alpha_bar = 1.0 / (1.0 + level * level);
         let c = (alpha_bar * self.f(0.0)).sqrt().clamp(0.0, 1.0);
         (c.acos() / FRAC_PI_2 * (1.0 + self.offset) - self.offset).clamp(0.0, 1.0)
     }
@@ -74,7 +101,12 @@ impl CosineSchedule {
             .map(|i| {
                 let t1 = i as f64 / n as f64;
                 let t2 = (i + 1) as f64 / n as f64;
-                (1.0 - self.f(t2) / self.f(t1)).min(MAX_BETA)
+                let ratio = if self.shift == 1.0 {
+                    self.f(t2) / self.f(t1)
+                } else {
+                    self.alpha_bar(t2) / self.alpha_bar(t1)
+                };
+                (1.0 - ratio).min(MAX_BETA)
             })
             .collect()
     }
@@ -110,12 +142,29 @@ mod tests {
 
     #[test]
     fn ve_sigma_and_time_invert_each_other() {
-        let s = CosineSchedule::default();
-        for t in [0.001, 0.1, 0.37, 0.5, 0.9, 0.999] {
-            let back = s.t_from_ve_sigma(s.ve_sigma(t));
-            assert!((back - t).abs() < 1e-9, "{t} -> {back}");
+        for s in [CosineSchedule::default(), CosineSchedule::shifted(4.0)] {
+            for t in [0.001, 0.1, 0.37, 0.5, 0.9, 0.999] {
+                let back = s.t_from_ve_sigma(s.ve_sigma(t));
+                assert!((back - t).abs() < 1e-9, "shift {}: {t} -> {back}", s.shift);
+            }
+            assert_eq!(s.t_from_ve_sigma(0.0), 0.0);
         }
-        assert_eq!(s.t_from_ve_sigma(0.0), 0.0);
+    }
+
+    #[test]
+    fn shift_divides_the_snr() {
+        let (base, shifted) = (CosineSchedule::default(), CosineSchedule::shifted(4.0));
+        for t in [0.05, 0.3, 0.5, 0.8, 0.95] {
+            let ratio = base.snr(t) / shifted.snr(t);
+            assert!((ratio - 16.0).abs() < 1e-9 * 16.0, "t {t}: {ratio}");
+            let (a, s) = shifted.alpha_sigma(t);
+            assert!((a * a + s * s - 1.0).abs() < 1e-12);
+        }
+        assert_eq!(shifted.alpha_bar(0.0), 1.0);
+        assert!(shifted.alpha_bar(1.0) < 1e-12);
+        // Much noisier early: snr 1 moves from t = 0.5 to about t = 0.15.
+        assert!((base.snr(0.5) - 1.0).abs() < 0.05);
+        assert!((shifted.snr(0.15) - 1.0).abs() < 0.05);
     }
 
     #[test]

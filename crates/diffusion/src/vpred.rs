@@ -52,6 +52,21 @@ pub fn min_snr_weight_x0(snr: f64, gamma: f64) -> f64 {
     snr.min(gamma)
 }
 
+/// The x0-error weight `min(snr, gamma) + 1`: the v objective's own weight `snr + 1` clamped
+/// at low noise as min-SNR-gamma clamps. Unlike [`min_snr_weight_x0`] it stays near 1 close to
+/// pure noise, where the conditioning is all a model has to go on.
+pub fn min_snr_plus_one_weight_x0(snr: f64, gamma: f64) -> f64 {
+    snr.min(gamma) + 1.0
+}
+
+/// [`min_snr_plus_one_weight_x0`] as a weight of the v error: divided by `snr + 1`.
+pub fn min_snr_plus_one_weight(snr: f64, gamma: f64) -> f64 {
+    if snr.is_infinite() {
+        return 0.0;
+    }
+    (snr.min(gamma) + 1.0) / (snr + 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,12 +98,30 @@ mod tests {
                 .zip(&guess)
                 .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
                 .sum();
-            let (wv, wx) = (
-                lv * min_snr_weight(snr, 5.0),
-                lx * min_snr_weight_x0(snr, 5.0),
-            );
-            assert!((wv - wx).abs() < 1e-4 * wv.max(1.0), "t {t}: {wv} vs {wx}");
+            type W = fn(f64, f64) -> f64;
+            let pairs: [(W, W); 2] = [
+                (min_snr_weight, min_snr_weight_x0),
+                (min_snr_plus_one_weight, min_snr_plus_one_weight_x0),
+            ];
+            for (k, (v_weight, x0_weight)) in pairs.into_iter().enumerate() {
+                let (wv, wx) = (lv * v_weight(snr, 5.0), lx * x0_weight(snr, 5.0));
+                assert!(
+                    (wv - wx).abs() < 1e-4 * wv.max(1.0),
+                    "weighting {k}, t {t}: {wv} vs {wx}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn plus_one_keeps_weight_near_pure_noise() {
+        // Near pure noise min-SNR weighs the x0 error by snr (almost nothing); plus-one by ~1.
+        let snr = 1e-3;
+        assert!(min_snr_weight_x0(snr, 5.0) < 2e-3);
+        assert!((min_snr_plus_one_weight_x0(snr, 5.0) - 1.0).abs() < 2e-3);
+        // At low noise both clamp: the difference is the constant 1.
+        assert_eq!(min_snr_plus_one_weight_x0(50.0, 5.0), 6.0);
+        assert_eq!(min_snr_plus_one_weight(f64::INFINITY, 5.0), 0.0);
     }
 
     #[test]

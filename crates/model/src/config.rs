@@ -94,6 +94,19 @@ pub struct DitConfig {
     /// What the network predicts; `v` when absent.
     #[serde(default)]
     pub prediction: Prediction,
+    /// SNR shift of the cosine noise schedule the model is trained and sampled with (the SNR at
+    /// each time divided by its square; Hoogeboom et al. 2023). 1 (the default, and models
+    /// made before it existed) is the plain cosine schedule.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub schedule_shift: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl DitConfig {
@@ -167,6 +180,12 @@ impl DitConfig {
         if self.text_dim == 0 || self.max_text_tokens == 0 {
             return bad("text_dim/max_text_tokens", "must be at least 1".into());
         }
+        if !(self.schedule_shift.is_finite() && self.schedule_shift > 0.0) {
+            return bad(
+                "schedule_shift",
+                format!("must be a positive number, got {}", self.schedule_shift),
+            );
+        }
         if !(self.max_seconds > 0.0 && self.rope_theta > 1.0) {
             return bad(
                 "max_seconds/rope_theta",
@@ -200,6 +219,7 @@ pub(crate) mod tests {
             pooled_text: true,
             head_hidden: None,
             prediction: Prediction::V,
+            schedule_shift: 1.0,
         }
     }
 

@@ -151,7 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = sampler::sample(
         kind,
         &mut denoiser,
-        &CosineSchedule::default(),
+        &CosineSchedule::shifted(meta.model.schedule_shift),
         noise.clone(),
         meta.sampling.steps,
         &mut |_, _| {},

@@ -114,7 +114,7 @@ impl<'a> GuidedDenoiser<'a> {
         };
         Self {
             model,
-            schedule: CosineSchedule::default(),
+            schedule: CosineSchedule::shifted(model.config.schedule_shift),
             cond,
             known,
             mask,
@@ -220,13 +220,14 @@ mod tests {
             pooled_text: true,
             head_hidden: None,
             prediction,
+            schedule_shift: 2.0,
         };
         let (n, d) = (4, 8);
         let x: Vec<f32> = (0..n * d).map(|i| (i % 5) as f32 - 2.0).collect();
         let known = vec![7.0f32; n * d];
         let mask = vec![1.0, 0.0, 0.0, 0.0]; // the first token is known
         let t = 0.4;
-        let (alpha, _) = CosineSchedule::default().alpha_sigma(t);
+        let (alpha, _) = CosineSchedule::shifted(2.0).alpha_sigma(t);
         for prediction in [Prediction::V, Prediction::X0] {
             let cfg = cfg(prediction);
             // A fresh model outputs exactly zero (zero-initialised projection, zero bias).

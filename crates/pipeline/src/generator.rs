@@ -500,7 +500,7 @@ pub fn run_with(
     let context = ((req.overlap_seconds as f64 / data.frame_seconds()) / p as f64).round() as usize;
     let windows = plan_windows(&known_tokens, window, context);
     let total_evals = windows.len() * req.sampler.evaluations(req.steps);
-    let schedule = CosineSchedule::default();
+    let schedule = CosineSchedule::shifted(model.config.schedule_shift);
     let mut done = 0;
     let mut is_known = known_tokens.clone();
     for (w, &(start, end)) in windows.iter().enumerate() {

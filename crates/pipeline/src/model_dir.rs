@@ -361,6 +361,7 @@ mod tests {
             pooled_text: true,
             head_hidden: Some(8),
             prediction: musicdiff_model::Prediction::X0,
+            schedule_shift: 1.0,
         }
     }
 

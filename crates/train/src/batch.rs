@@ -9,7 +9,8 @@
 //! 4. noise: `x_t = alpha x0 + sigma eps`, target `v = alpha eps - sigma x0` (or `x0` itself
 //!    for an x0-predicting model, with the weight that keeps the objective the same);
 //! 5. drop conditioning parts for classifier-free guidance;
-//! 6. the loss: MSE over generated tokens only, per example weighted by min-SNR-gamma.
+//! 6. the loss: MSE over generated tokens only, per example weighted by noise level
+//!    ([`Weighting`]: min-SNR-gamma, or the clamped v weight that keeps pure noise in play).
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use musicdiff_model::patch::patchify;
 use musicdiff_model::{CondExample, Conditioning, DitInput, Keep, Prediction};
 use musicdiff_text::TextEncoder;
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, Weighting};
 use crate::error::Result;
 
 /// MiniLM sentence vectors of genre and artist strings, encoded once each.
@@ -92,7 +93,7 @@ pub fn make(
     let m = &cfg.model;
     let (b, f, p, n_mels) = (batch.size, m.frames, m.patch_frames, m.n_mels);
     let (n, d) = (m.tokens(), m.patch_dim());
-    let schedule = CosineSchedule::default();
+    let schedule = CosineSchedule::shifted(m.schedule_shift);
     let mix = cfg.masks.mix();
     let drop = &cfg.dropout;
     let stratum = rng.uniform();
@@ -120,10 +121,13 @@ pub fn make(
         let t = (stratum + i as f64 / b as f64).fract();
         let (alpha, sigma) = schedule.alpha_sigma(t);
         let x0_model = cfg.model.prediction == Prediction::X0;
-        let w = match (cfg.diffusion.min_snr_gamma > 0.0, x0_model) {
-            (false, _) => 1.0,
-            (true, false) => vpred::min_snr_weight(schedule.snr(t), cfg.diffusion.min_snr_gamma),
-            (true, true) => vpred::min_snr_weight_x0(schedule.snr(t), cfg.diffusion.min_snr_gamma),
+        let (snr, gamma) = (schedule.snr(t), cfg.diffusion.min_snr_gamma);
+        let w = match (gamma > 0.0, cfg.diffusion.weighting, x0_model) {
+            (false, _, _) => 1.0,
+            (true, Weighting::MinSnr, false) => vpred::min_snr_weight(snr, gamma),
+            (true, Weighting::MinSnr, true) => vpred::min_snr_weight_x0(snr, gamma),
+            (true, Weighting::MinSnrPlusOne, false) => vpred::min_snr_plus_one_weight(snr, gamma),
+            (true, Weighting::MinSnrPlusOne, true) => vpred::min_snr_plus_one_weight_x0(snr, gamma),
         };
         // 3. The task and its mask.
         let kind = forced.unwrap_or_else(|| mix.pick(rng.uniform()));

@@ -64,13 +64,32 @@ pub struct DropoutConfig {
     pub timing: f64,
 }
 
+/// How the loss weighs the noise levels, stated as the weight of the `x0` error (the v error
+/// is the x0 error times `snr + 1`, so either prediction trains the same objective).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighting {
+    /// Min-SNR-gamma (Hang et al. 2023): `min(snr, gamma)`. Near pure noise the weight falls
+    /// to `snr`, the epsilon-prediction objective, so the levels where only the prompt can tell
+    /// what to make barely count.
+    #[default]
+    MinSnr,
+    /// The plain v objective (Salimans & Ho 2022; Stable Audio trains with it), `snr + 1`,
+    /// clamped at low noise as min-SNR does: `min(snr, gamma) + 1`. Near pure noise the
+    /// weight stays at 1, which is where a model learns to use its conditioning.
+    MinSnrPlusOne,
+}
+
 /// Diffusion-specific training choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffusionConfig {
-    /// Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns weighting off (plain MSE of
-    /// what the model predicts, `v` or `x0`).
+    /// The clamp `gamma` of the loss weighting; 0 turns weighting off (plain MSE of what the
+    /// model predicts, `v` or `x0`).
     pub min_snr_gamma: f64,
+    /// The loss weighting over noise levels (older runs: `min-snr`).
+    #[serde(default)]
+    pub weighting: Weighting,
 }
 
 /// Logging, evaluation, checkpoints and samples, in optimiser steps (0 = never).

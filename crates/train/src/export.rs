@@ -69,13 +69,17 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
         &burn::prelude::Device::flex(),
     )?;
     let parameters = burn::module::Module::num_params(&model);
-    let (train, eval) = read_curves(&opts.run.join("metrics.jsonl"));
+    let curves = read_curves(&opts.run.join("metrics.jsonl"));
+    let train = curves.train;
     let mut eval_loss = BTreeMap::new();
-    let last_eval = eval.iter().rev().find(|(s, _)| *s <= state.step);
-    if let Some((_, [full, fill, cont])) = last_eval {
+    let last_eval = curves.eval.iter().rev().find(|(s, _)| *s <= state.step);
+    if let Some((step, [full, fill, cont])) = last_eval {
         eval_loss.insert("full".to_string(), *full);
         eval_loss.insert("fill".to_string(), *fill);
         eval_loss.insert("continue".to_string(), *cont);
+        if let Some((_, u)) = curves.uncond.iter().find(|(s, _)| s == step) {
+            eval_loss.insert("full_unconditioned".to_string(), *u);
+        }
     }
     let config_name = state
         .config
@@ -172,6 +176,20 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
         format!("{:?}", m.prediction).to_lowercase(),
         m.head_hidden
             .map_or(String::new(), |h| format!(", {h}-wide output head branch"))
+    );
+    let _ = writeln!(
+        s,
+        "| diffusion | cosine schedule{}, loss weight {} (gamma {}) |",
+        if m.schedule_shift == 1.0 {
+            String::new()
+        } else {
+            format!(" with SNR shift {}", m.schedule_shift)
+        },
+        match state.config.diffusion.weighting {
+            crate::config::Weighting::MinSnr => "min-SNR",
+            crate::config::Weighting::MinSnrPlusOne => "min-SNR + 1",
+        },
+        state.config.diffusion.min_snr_gamma
     );
     let _ = writeln!(
         s,

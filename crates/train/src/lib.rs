@@ -18,4 +18,4 @@ pub mod trainer;
 
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};
-pub use trainer::{Event, Options, Outcome, StopReason, train};
+pub use trainer::{EvalLosses, Event, Options, Outcome, StopReason, train};

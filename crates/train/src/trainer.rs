@@ -4,7 +4,8 @@
 //! 3. forward on the autodiff device, masked min-SNR v-loss, backward;
 //! 4. AdamW with global-norm clipping at the scheduled learning rate; EMA update;
 //! 5. every `log_every` steps a line in `metrics.jsonl`; every `eval_every` held-out loss per
-//!    task with the EMA weights; every `checkpoint_every` a checkpoint and the loss-curve PNG;
+//!    task with the EMA weights, and the full task once more without any conditioning (the gap
+//!    between the two is how much the model uses its prompt); every `checkpoint_every` a checkpoint and the loss-curve PNG;
 //!    every `sample_every` the sample prompts rendered to WAV + PNG.
 //!
 //! The run stops at the end of the schedule, at `max_steps`, when the time budget is spent,
@@ -69,7 +70,7 @@ pub enum Event {
     },
     Eval {
         step: u64,
-        losses: [f64; 3],
+        losses: EvalLosses,
     },
     Checkpoint {
         step: u64,
@@ -111,12 +112,29 @@ struct TrainLine {
     elapsed_seconds: f64,
 }
 
+/// Held-out losses of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalLosses {
+    /// Per task with every conditioning part kept: full, spans (fill), prefix (continue).
+    pub tasks: [f64; 3],
+    /// The full task on the same examples and noise with all conditioning dropped.
+    pub full_uncond: f64,
+}
+
+impl EvalLosses {
+    /// `full_uncond / full`: 1 when the prompt does not help at all; above 1 as it does.
+    pub fn conditioning_gain(&self) -> f64 {
+        self.full_uncond / self.tasks[0].max(1e-12)
+    }
+}
+
 #[derive(Serialize)]
 struct EvalLine {
     step: u64,
     eval_full: f64,
     eval_spans: f64,
     eval_prefix: f64,
+    eval_full_uncond: f64,
 }
 
 /// The open run: model, EMA, optimiser and position.
@@ -197,25 +215,39 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     checkpoint::write_file(path, kept.as_bytes())
 }
 
-/// Reads `metrics.jsonl` for the loss-curve picture.
-pub(crate) fn read_curves(path: &Path) -> (Vec<(u64, f64)>, Vec<plot::EvalPoint>) {
-    let (mut train, mut eval) = (Vec::new(), Vec::new());
+/// The curves of `metrics.jsonl`.
+#[derive(Debug, Default)]
+pub(crate) struct Curves {
+    /// `(step, training loss)`.
+    pub train: Vec<(u64, f64)>,
+    /// `(step, held-out loss per task)`.
+    pub eval: Vec<plot::EvalPoint>,
+    /// `(step, held-out full-task loss without conditioning)`; absent in older runs.
+    pub uncond: Vec<(u64, f64)>,
+}
+
+/// Reads `metrics.jsonl` for the loss-curve picture and the model card.
+pub(crate) fn read_curves(path: &Path) -> Curves {
+    let mut c = Curves::default();
     for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
             continue;
         };
         let step = v["step"].as_u64().unwrap_or(0);
         if let Some(loss) = v["loss"].as_f64() {
-            train.push((step, loss));
-        } else if let (Some(a), Some(b), Some(c)) = (
+            c.train.push((step, loss));
+        } else if let (Some(a), Some(b), Some(p)) = (
             v["eval_full"].as_f64(),
             v["eval_spans"].as_f64(),
             v["eval_prefix"].as_f64(),
         ) {
-            eval.push((step, [a, b, c]));
+            c.eval.push((step, [a, b, p]));
+            if let Some(u) = v["eval_full_uncond"].as_f64() {
+                c.uncond.push((step, u));
+            }
         }
     }
-    (train, eval)
+    c
 }
 
 impl Run {
@@ -225,40 +257,49 @@ impl Run {
             weights::save(&self.ema, &tmp.join(checkpoint::EMA))?;
             self.opt.save(&tmp.join(checkpoint::OPTIM))
         })?;
-        let (train, eval) = read_curves(&out.join("metrics.jsonl"));
-        plot::write(&out.join("loss.png"), &train, &eval)?;
+        let curves = read_curves(&out.join("metrics.jsonl"));
+        plot::write(&out.join("loss.png"), &curves.train, &curves.eval)?;
         Ok(dir)
     }
 }
 
 /// Held-out loss of the EMA weights per task (full, spans, prefix), on the first
-/// `eval_batches` test batches with fixed noise, so evaluations are comparable across steps.
+/// `eval_batches` test batches with fixed noise, so evaluations are comparable across steps;
+/// then the full task again on the same examples, noise and times with every conditioning part
+/// dropped, which measures how much the conditioning lowers the loss.
 fn evaluate(
     run: &Run,
     test: &Loader,
     fields: &mut FieldVectors,
     encoder: &TextEncoder,
     device: &Device,
-) -> Result<Option<[f64; 3]>> {
+) -> Result<Option<EvalLosses>> {
     let hop_seconds = run.state.data.hop_length as f64 / run.state.data.sample_rate as f64;
-    // Evaluation keeps every conditioning part.
-    let mut cfg = run.cfg.clone();
-    cfg.dropout.all = 0.0;
-    cfg.dropout.text = 0.0;
-    cfg.dropout.genre = 0.0;
-    cfg.dropout.artist = 0.0;
-    cfg.dropout.timing = 0.0;
-    let mut out = [0.0; 3];
-    for (k, kind) in [MaskKind::Full, MaskKind::Spans, MaskKind::Prefix]
-        .into_iter()
-        .enumerate()
-    {
-        let mut rng = Rng::for_item(run.cfg.run.seed ^ 0xE7A1, k as u64);
+    // Evaluation keeps every conditioning part, except in the unconditioned pass.
+    let mut keep_all = run.cfg.clone();
+    keep_all.dropout.all = 0.0;
+    keep_all.dropout.text = 0.0;
+    keep_all.dropout.genre = 0.0;
+    keep_all.dropout.artist = 0.0;
+    keep_all.dropout.timing = 0.0;
+    let mut drop_all = keep_all.clone();
+    drop_all.dropout.all = 1.0;
+    let passes = [
+        (MaskKind::Full, &keep_all),
+        (MaskKind::Spans, &keep_all),
+        (MaskKind::Prefix, &keep_all),
+        (MaskKind::Full, &drop_all),
+    ];
+    let mut out = [0.0; 4];
+    for (k, (kind, cfg)) in passes.into_iter().enumerate() {
+        // The unconditioned pass reuses the full task's generator: the same draws, so the
+        // same noise, times and crops (dropout draws its chances either way).
+        let mut rng = Rng::for_item(run.cfg.run.seed ^ 0xE7A1, (k % 3) as u64);
         let (mut sum, mut count) = (0.0, 0usize);
         for b in test.epoch(0).take(run.cfg.run.eval_batches) {
             let b = b?;
             fields.add(&b, encoder)?;
-            let sb = batch::make(&b, &cfg, &mut rng, fields, hop_seconds, Some(kind), device)?;
+            let sb = batch::make(&b, cfg, &mut rng, fields, hop_seconds, Some(kind), device)?;
             let pred = run.ema.forward(sb.input.clone(), &sb.cond);
             let l: f64 = batch::per_example_loss(pred, &sb)
                 .sum()
@@ -271,7 +312,10 @@ fn evaluate(
         }
         out[k] = sum / count as f64;
     }
-    Ok(Some(out))
+    Ok(Some(EvalLosses {
+        tasks: [out[0], out[1], out[2]],
+        full_uncond: out[3],
+    }))
 }
 
 /// Reads the EMA weights of the checkpoint `from` (a checkpoint directory, or a run directory
@@ -543,9 +587,10 @@ pub fn train(
                             &metrics,
                             &EvalLine {
                                 step,
-                                eval_full: losses[0],
-                                eval_spans: losses[1],
-                                eval_prefix: losses[2],
+                                eval_full: losses.tasks[0],
+                                eval_spans: losses.tasks[1],
+                                eval_prefix: losses.tasks[2],
+                                eval_full_uncond: losses.full_uncond,
                             },
                         )?;
                         on_event(Event::Eval { step, losses });

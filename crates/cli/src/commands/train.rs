@@ -18,7 +18,9 @@ use crate::progress::Ui;
 The run directory holds:
   config.toml            the configuration the run started with
   metrics.jsonl          one JSON object per logged step (loss, lr, grad_norm, samples/s) and per
-                         evaluation (held-out loss per task: eval_full, eval_spans, eval_prefix)
+                         evaluation (held-out loss per task: eval_full, eval_spans, eval_prefix;
+                         and eval_full_uncond, the full task with the conditioning dropped: the
+                         'gain' full_uncond / full in the log is 1 if the prompt is ignored)
   loss.png               the loss curves, refreshed at every checkpoint
   checkpoints/latest     the name of the newest complete checkpoint
   checkpoints/step-N/    model + EMA weights and optimiser state (safetensors), state.json
@@ -124,9 +126,9 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         .min(opts.config.optim.steps);
     let bar = ui.bar(end, "training");
     let mut last_eval = String::new();
-    // The latest loss line, repeated at each checkpoint: a log file (where indicatif hides the
-    // bar) then still shows how training goes.
-    let mut last_status = String::new();
+    // The latest loss line and held-out losses, repeated at each checkpoint: a log file (where
+    // indicatif hides the bar) then still shows how training goes.
+    let mut last_step = String::new();
     let outcome = musicdiff_train::train(&opts, &stop, &mut |event| match event {
         Event::Started {
             step,
@@ -147,20 +149,22 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
             samples_per_second,
         } => {
             bar.set_position(step);
-            last_status =
-                format!("loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s{last_eval}");
-            bar.set_message(last_status.clone());
+            last_step = format!("loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s");
+            bar.set_message(format!("{last_step}{last_eval}"));
         }
         Event::Eval { losses, .. } => {
+            let [full, fill, cont] = losses.tasks;
             last_eval = format!(
-                " | held-out full {:.4} fill {:.4} cont {:.4}",
-                losses[0], losses[1], losses[2]
+                " | held-out full {full:.4} fill {fill:.4} cont {cont:.4} uncond {:.4} (gain {:.3})",
+                losses.full_uncond,
+                losses.conditioning_gain()
             );
+            bar.set_message(format!("{last_step}{last_eval}"));
         }
         Event::Checkpoint { step, path } => {
             bar.suspend(|| {
                 ui.note(format!(
-                    "step {step}: checkpoint {} ({last_status})",
+                    "step {step}: checkpoint {} ({last_step}{last_eval})",
                     path.display()
                 ))
             });
@@ -177,10 +181,15 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         StopReason::TimeBudget => "--time-budget spent",
         StopReason::Interrupted => "interrupted",
     };
+    // Before the first logging interval ends there is no loss to report.
+    let loss = if outcome.last_loss.is_finite() {
+        format!("{:.4}", outcome.last_loss)
+    } else {
+        "none yet".to_string()
+    };
     println!(
-        "stopped at step {} ({why}); last logged loss {:.4}; checkpoint {}",
+        "stopped at step {} ({why}); last logged loss {loss}; checkpoint {}",
         outcome.step,
-        outcome.last_loss,
         outcome
             .checkpoint
             .map(|p| p.display().to_string())
