@@ -306,6 +306,26 @@ fn resuming_gives_the_same_loss_curve_as_an_uninterrupted_run() {
     // 12 training windows at batch 4: the 8 steps crossed two epoch boundaries; eval ran.
     let metrics = std::fs::read_to_string(parts.path().join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("eval_prefix"));
+    // Each evaluation also scores the full task without conditioning, on the same examples
+    // and noise: a finite loss that the dropped conditioning changes.
+    let evals: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("eval_full").is_some())
+        .collect();
+    assert_eq!(evals.len(), 2);
+    for v in &evals {
+        let (full, uncond) = (
+            v["eval_full"].as_f64().unwrap(),
+            v["eval_full_uncond"].as_f64(),
+        );
+        let uncond = uncond.expect("eval_full_uncond in every evaluation line");
+        assert!(uncond.is_finite() && uncond > 0.0, "{v}");
+        assert_ne!(
+            uncond, full,
+            "dropping the conditioning changed nothing: {v}"
+        );
+    }
     assert!(parts.path().join("loss.png").exists());
     // Same EMA values, tensor by tensor (the files' bytes may differ: burn-store writes its
     // metadata map in no fixed order).
