@@ -44,14 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoder = TextEncoder::load(&musicdiff_data::assets::minilm()?, &device)?;
     let hop_seconds = state.data.hop_length as f64 / state.data.sample_rate as f64;
 
-    let mut keep_all = state.config.clone();
-    keep_all.dropout.all = 0.0;
-    keep_all.dropout.text = 0.0;
-    keep_all.dropout.genre = 0.0;
-    keep_all.dropout.artist = 0.0;
-    keep_all.dropout.timing = 0.0;
-    let mut drop_all = keep_all.clone();
-    drop_all.dropout.all = 1.0;
+    let (keep_all, drop_all) = (
+        state.config.for_evaluation(true),
+        state.config.for_evaluation(false),
+    );
 
     let mut fields = FieldVectors::default();
     // Per bucket: (sum of cond loss, sum of uncond loss, examples).

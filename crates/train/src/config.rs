@@ -129,6 +129,21 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// This config with conditioning dropout fixed for evaluation: every part kept
+    /// (`conditioned`), or every example unconditioned. Either way the batch draws its
+    /// dropout chances, so both see the same crops, times and noise from the same generator.
+    pub fn for_evaluation(&self, conditioned: bool) -> Self {
+        let mut cfg = self.clone();
+        cfg.dropout = DropoutConfig {
+            all: if conditioned { 0.0 } else { 1.0 },
+            text: 0.0,
+            genre: 0.0,
+            artist: 0.0,
+            timing: 0.0,
+        };
+        cfg
+    }
+
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
@@ -222,6 +237,23 @@ mod tests {
             .join("../../configs/train")
             .join(format!("{name}.toml"));
         TrainConfig::load(&path).unwrap()
+    }
+
+    #[test]
+    fn evaluation_configs_keep_or_drop_all_conditioning_and_nothing_else() {
+        let cfg = shipped("small");
+        let (keep, drop) = (cfg.for_evaluation(true), cfg.for_evaluation(false));
+        let d = &keep.dropout;
+        assert_eq!([d.all, d.text, d.genre, d.artist, d.timing], [0.0; 5]);
+        assert_eq!(drop.dropout.all, 1.0);
+        assert_eq!(drop.dropout.text, 0.0);
+        for c in [keep, drop] {
+            assert_eq!(
+                (&c.model, &c.optim, &c.masks),
+                (&cfg.model, &cfg.optim, &cfg.masks)
+            );
+            assert_eq!((&c.diffusion, &c.run), (&cfg.diffusion, &cfg.run));
+        }
     }
 
     /// Every config under configs/train, by file stem.

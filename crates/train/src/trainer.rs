@@ -276,14 +276,7 @@ fn evaluate(
 ) -> Result<Option<EvalLosses>> {
     let hop_seconds = run.state.data.hop_length as f64 / run.state.data.sample_rate as f64;
     // Evaluation keeps every conditioning part, except in the unconditioned pass.
-    let mut keep_all = run.cfg.clone();
-    keep_all.dropout.all = 0.0;
-    keep_all.dropout.text = 0.0;
-    keep_all.dropout.genre = 0.0;
-    keep_all.dropout.artist = 0.0;
-    keep_all.dropout.timing = 0.0;
-    let mut drop_all = keep_all.clone();
-    drop_all.dropout.all = 1.0;
+    let (keep_all, drop_all) = (run.cfg.for_evaluation(true), run.cfg.for_evaluation(false));
     let passes = [
         (MaskKind::Full, &keep_all),
         (MaskKind::Spans, &keep_all),
@@ -293,7 +286,7 @@ fn evaluate(
     let mut out = [0.0; 4];
     for (k, (kind, cfg)) in passes.into_iter().enumerate() {
         // The unconditioned pass reuses the full task's generator: the same draws, so the
-        // same noise, times and crops (dropout draws its chances either way).
+        // same noise, times and crops.
         let mut rng = Rng::for_item(run.cfg.run.seed ^ 0xE7A1, (k % 3) as u64);
         let (mut sum, mut count) = (0.0, 0usize);
         for b in test.epoch(0).take(run.cfg.run.eval_batches) {
