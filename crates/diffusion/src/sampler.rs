@@ -254,6 +254,8 @@ pub fn karras_sigmas(sigma_min: f64, sigma_max: f64, steps: usize) -> Vec<f64> {
 
 /// Largest and smallest noise levels of the Karras grid, Karras et al.'s 80 and 0.002 (80 is
 /// `t` = 0.992 of the cosine schedule; its `alpha` of 1/80 leaves a negligible trace of signal).
+/// A shifted schedule multiplies every level by its shift, and so does the grid: it then spans
+/// the same times.
 const KARRAS_SIGMA_MAX: f64 = 80.0;
 const KARRAS_SIGMA_MIN: f64 = 0.002;
 
@@ -266,8 +268,8 @@ fn karras(
     steps: usize,
     heun: bool,
 ) -> Vec<f32> {
-    let sigma_max = KARRAS_SIGMA_MAX;
-    let sigmas = karras_sigmas(KARRAS_SIGMA_MIN, sigma_max, steps);
+    let sigma_max = KARRAS_SIGMA_MAX * schedule.shift;
+    let sigmas = karras_sigmas(KARRAS_SIGMA_MIN * schedule.shift, sigma_max, steps);
     // x_T ~ N(0, 1) is y = x / alpha ~ N(0, 1 / alpha^2) ~ N(0, sigma^2 + 1) ~ sigma_max * noise.
     let scale = (sigma_max * sigma_max + 1.0).sqrt();
     let mut y: Vec<f64> = noise.iter().map(|&v| v as f64 * scale).collect();
