@@ -14,4 +14,4 @@ $bin generate "slow bossa nova on nylon guitar, A minor, 90 bpm" --seconds 10 -o
 $bin generate "swing jazz with walking bass and drums" --seconds 20 --seed 7 -o "$out/swing.wav"
 $bin fill "$out/swing.wav" --from 8 --to 12 "piano solo" -o "$out/swing-filled.wav"
 $bin continue "$out/swing.wav" --seconds 10 "the band plays louder" -o "$out/swing-longer.wav"
-$bin generate "fast jig played on fiddle" --genre folk --seed 3 --seconds 10 -o "$out/jig.wav"
+$bin generate "fast jig played on fiddle" --genre "jig fiddle tune" --seed 3 --seconds 10 -o "$out/jig.wav"
