@@ -101,12 +101,7 @@ impl CosineSchedule {
             .map(|i| {
                 let t1 = i as f64 / n as f64;
                 let t2 = (i + 1) as f64 / n as f64;
-                let ratio = if self.shift == 1.0 {
-                    self.f(t2) / self.f(t1)
-                } else {
-                    self.alpha_bar(t2) / self.alpha_bar(t1)
-                };
-                (1.0 - ratio).min(MAX_BETA)
+                (1.0 - self.alpha_bar(t2) / self.alpha_bar(t1)).min(MAX_BETA)
             })
             .collect()
     }

@@ -22,7 +22,6 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use musicdiff_diffusion::sampler::{self, SamplerKind};
-use musicdiff_diffusion::schedule::CosineSchedule;
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_model::patch::patchify;
 use musicdiff_model::{CondExample, Conditioning, Keep};
@@ -148,10 +147,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &device,
     );
     let kind: SamplerKind = meta.sampling.sampler;
+    let schedule = denoiser.schedule;
     let out = sampler::sample(
         kind,
         &mut denoiser,
-        &CosineSchedule::shifted(meta.model.schedule_shift),
+        &schedule,
         noise.clone(),
         meta.sampling.steps,
         &mut |_, _| {},

@@ -24,7 +24,6 @@ use std::time::Instant;
 use burn::prelude::*;
 use musicdiff_data::rng::Rng;
 use musicdiff_diffusion::sampler::{self, SamplerKind};
-use musicdiff_diffusion::schedule::CosineSchedule;
 use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
 use musicdiff_dsp::griffin_lim::{self, Anchor, GriffinLimConfig, PhaseInit};
 use musicdiff_dsp::matrix::Matrix;
@@ -500,7 +499,6 @@ pub fn run_with(
     let context = ((req.overlap_seconds as f64 / data.frame_seconds()) / p as f64).round() as usize;
     let windows = plan_windows(&known_tokens, window, context);
     let total_evals = windows.len() * req.sampler.evaluations(req.steps);
-    let schedule = CosineSchedule::shifted(model.config.schedule_shift);
     let mut done = 0;
     let mut is_known = known_tokens.clone();
     for (w, &(start, end)) in windows.iter().enumerate() {
@@ -528,6 +526,8 @@ pub fn run_with(
         let noise = window_noise(req.seed, w, n * d);
         let mut denoiser =
             GuidedDenoiser::new(model, &cond, known, mask, [1, n, d], req.guidance, device);
+        // The sampler steps on the schedule the denoiser reads the model's output with.
+        let schedule = denoiser.schedule;
         let out = sampler::sample(
             req.sampler,
             &mut denoiser,

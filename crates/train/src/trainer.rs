@@ -1,12 +1,13 @@
 //! The training loop (`musicdiff train`). Per optimiser step:
 //! 1. the next loader batch (seeded epochs; a resumed run skips what the checkpoint consumed);
 //! 2. [`batch::make`]: crop, patchify, time, mask, noise, conditioning dropout;
-//! 3. forward on the autodiff device, masked min-SNR v-loss, backward;
+//! 3. forward on the autodiff device, masked loss weighted by noise level, backward;
 //! 4. AdamW with global-norm clipping at the scheduled learning rate; EMA update;
 //! 5. every `log_every` steps a line in `metrics.jsonl`; every `eval_every` held-out loss per
 //!    task with the EMA weights, and the full task once more without any conditioning (the gap
-//!    between the two is how much the model uses its prompt); every `checkpoint_every` a checkpoint and the loss-curve PNG;
-//!    every `sample_every` the sample prompts rendered to WAV + PNG.
+//!    between the two is how much the model uses its prompt); every `checkpoint_every` a
+//!    checkpoint and the loss-curve PNG; every `sample_every` the sample prompts rendered to
+//!    WAV + PNG.
 //!
 //! The run stops at the end of the schedule, at `max_steps`, when the time budget is spent,
 //! or when `stop` is raised (Ctrl-C); each way ends with a checkpoint.
