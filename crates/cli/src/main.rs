@@ -2,9 +2,11 @@
 //! arguments, shows progress and prints errors; the work happens in `musicdiff-dsp` (and, as
 //! they arrive, the model and pipeline crates).
 //!
-//! Exit codes: 0 success, 2 bad input or usage (unreadable or damaged audio, invalid
-//! parameters, unknown flags), 1 any other failure (for example an output directory that
-//! cannot be written).
+//! Exit codes, one rule for every subcommand: 0 success; 2 bad input or usage, anything the
+//! user can fix in the command or its files (unreadable or damaged audio, invalid parameters,
+//! unknown flags, a missing input or output directory, a damaged model directory); 1 any other
+//! failure (a full disk, a diverged training run, an internal error). Each library error says
+//! which through `is_bad_input()`.
 
 mod args;
 mod commands;
@@ -13,7 +15,6 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use musicdiff_data::DataError;
 use musicdiff_dsp::DspError;
 
 /// Text-to-music generation with a diffusion transformer over mel-spectrograms, built to train
@@ -84,60 +85,33 @@ fn describe(err: &anyhow::Error) -> String {
     }
 }
 
-/// 2 for bad input (the user can fix the command or the file), 1 otherwise.
+/// 2 for bad input (the user can fix the command or a file), 1 otherwise: the outermost error
+/// of ours in the chain decides, through its `is_bad_input()`; a bare I/O error by its kind.
 fn exit_code(err: &anyhow::Error) -> u8 {
-    match err.downcast_ref::<DspError>() {
-        Some(
-            DspError::EmptyFile { .. }
-            | DspError::UnrecognisedFormat { .. }
-            | DspError::UnsupportedCodec { .. }
-            | DspError::CorruptStream { .. }
-            | DspError::NoSamples { .. }
-            | DspError::InvalidParameter { .. },
-        ) => 2,
-        Some(DspError::Io { cause, .. })
-            if matches!(
-                cause.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            ) =>
-        {
-            2
+    let bad = err.chain().find_map(|e| {
+        macro_rules! classify {
+            ($($t:ty),*) => {$(
+                if let Some(e) = e.downcast_ref::<$t>() {
+                    return Some(e.is_bad_input());
+                }
+            )*};
         }
-        Some(_) => 1,
-        None if err.is::<musicdiff_text::TextError>() => 2,
-        None if err.is::<musicdiff_pipeline::PipelineError>() => {
-            match err.downcast_ref::<musicdiff_pipeline::PipelineError>() {
-                Some(e) if e.is_bad_input() => 2,
-                _ => 1,
-            }
-        }
-        None if err.is::<musicdiff_train::TrainError>() => match err.downcast_ref() {
-            Some(
-                musicdiff_train::TrainError::Config { .. }
-                | musicdiff_train::TrainError::Checkpoint { .. }
-                | musicdiff_train::TrainError::Data { .. }
-                | musicdiff_train::TrainError::Model(_)
-                | musicdiff_train::TrainError::Dataset(_)
-                | musicdiff_train::TrainError::Text(_),
-            ) => 2,
-            Some(musicdiff_train::TrainError::Pipeline(e)) if e.is_bad_input() => 2,
-            Some(musicdiff_train::TrainError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                2
-            }
-            _ => 1,
-        },
-        None => match err.downcast_ref::<DataError>() {
-            Some(
-                DataError::MissingAsset { .. }
-                | DataError::Invalid { .. }
-                | DataError::Json { .. }
-                | DataError::Io { .. },
-            ) => 2,
-            _ => 1,
-        },
-    }
+        classify!(
+            musicdiff_train::TrainError,
+            musicdiff_pipeline::PipelineError,
+            musicdiff_dataset::DataError,
+            musicdiff_corpus::CorpusError,
+            musicdiff_model::ModelError,
+            musicdiff_text::TextError,
+            DspError,
+            musicdiff_common::NotFound,
+            musicdiff_common::WriteError,
+            musicdiff_common::PathError
+        );
+        e.downcast_ref::<std::io::Error>()
+            .map(|e| musicdiff_common::io_is_bad_input(e.kind()))
+    });
+    if bad.unwrap_or(false) { 2 } else { 1 }
 }
 
 #[cfg(test)]

@@ -303,6 +303,31 @@ fn bad_requests_fail_cleanly() {
         &["nope.wav"],
     );
 
+    // An output directory that does not exist: exit 2 as in every subcommand.
+    for args in [
+        vec!["generate", "x", "-o", "/nonexistent-dir/o.wav"],
+        vec![
+            "fill",
+            s(&input),
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "-o",
+            "/nonexistent-dir/o.wav",
+        ],
+        vec![
+            "continue",
+            s(&input),
+            "--seconds",
+            "1",
+            "-o",
+            "/nonexistent-dir/o.wav",
+        ],
+    ] {
+        assert_refused(&model, &args, &out, &["/nonexistent-dir/o.wav"]);
+    }
+
     // Missing model files.
     let refused =
         |m: &Path, needles: &[&str]| assert_refused(m, &["generate", "x", "-o", o], &out, needles);

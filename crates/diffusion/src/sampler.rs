@@ -316,8 +316,11 @@ pub(crate) mod tests {
 
     /// The exact denoiser of data distributed as N(mean, std^2) in every coordinate:
     /// `E[x0 | x_t] = mean + alpha std^2 (x_t - alpha mean) / (alpha^2 std^2 + sigma^2)`.
-    pub fn gaussian_oracle(mean: f64, std: f64) -> impl FnMut(&[f32], f64) -> Vec<f32> {
-        let schedule = CosineSchedule::default();
+    pub fn gaussian_oracle(
+        schedule: CosineSchedule,
+        mean: f64,
+        std: f64,
+    ) -> impl FnMut(&[f32], f64) -> Vec<f32> {
         move |x: &[f32], t: f64| {
             let (a, s) = schedule.alpha_sigma(t);
             let gain = a * std * std / (a * a * std * std + s * s);
@@ -349,7 +352,7 @@ pub(crate) mod tests {
     fn ddim_with_the_exact_denoiser_reaches_the_data_distribution() {
         let noise = standard_normal(20000, 3);
         let mut calls = 0;
-        let mut oracle = gaussian_oracle(1.5, 0.5);
+        let mut oracle = gaussian_oracle(CosineSchedule::default(), 1.5, 0.5);
         let mut counted = |x: &[f32], t: f64| {
             calls += 1;
             oracle(x, t)
@@ -382,13 +385,18 @@ pub(crate) mod tests {
 
     /// Samples of `kind` for N(1.5, 0.5^2) data, and their largest distance from the exact flow.
     fn run(kind: SamplerKind, steps: usize) -> (Vec<f32>, f64) {
+        run_on(CosineSchedule::default(), kind, steps)
+    }
+
+    /// [`run`] on another schedule (the denoiser is exact for that schedule).
+    fn run_on(schedule: CosineSchedule, kind: SamplerKind, steps: usize) -> (Vec<f32>, f64) {
         let noise = standard_normal(4000, 7);
         let truth = exact(&noise, 1.5, 0.5);
         let mut evals = 0;
         let out = sample(
             kind,
-            &mut gaussian_oracle(1.5, 0.5),
-            &CosineSchedule::default(),
+            &mut gaussian_oracle(schedule, 1.5, 0.5),
+            &schedule,
             noise,
             steps,
             &mut |i, n| {
@@ -427,6 +435,20 @@ pub(crate) mod tests {
         // The Karras samplers start at sigma 80, not at pure noise: a floor of ~0.01 here.
         for kind in SamplerKind::ALL {
             let (coarse, fine) = (max_error(kind, 20), max_error(kind, 200));
+            assert!(fine < 0.04, "{kind}: max error {fine} at 200 steps");
+            assert!(
+                fine < coarse / 2.0,
+                "{kind}: {coarse} at 20 steps, {fine} at 200"
+            );
+        }
+    }
+
+    #[test]
+    fn every_sampler_converges_to_the_exact_flow_on_a_shifted_schedule() {
+        // The shipped models' schedule (shift 4): the samplers must step on it as exactly.
+        let shifted = CosineSchedule::shifted(4.0);
+        for kind in SamplerKind::ALL {
+            let (coarse, fine) = (run_on(shifted, kind, 20).1, run_on(shifted, kind, 200).1);
             assert!(fine < 0.04, "{kind}: max error {fine} at 200 steps");
             assert!(
                 fine < coarse / 2.0,

@@ -18,8 +18,8 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::atomic::write_atomic;
 use crate::error::{DspError, Result};
+use musicdiff_common::atomic::write_atomic;
 
 /// Decoded audio, one `Vec` per channel, samples in [-1, 1].
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use musicdiff_common::{WriteError, io_is_bad_input};
+
 /// Result alias for this crate.
 pub type Result<T, E = DspError> = std::result::Result<T, E>;
 
@@ -18,8 +20,8 @@ pub enum DspError {
         cause: std::io::Error,
     },
     /// An output file could not be created or written.
-    #[error("cannot write {path}: {detail}")]
-    Output { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Output(#[from] WriteError),
     /// The file exists but holds no bytes at all.
     #[error("{path}: file is empty (0 bytes)")]
     EmptyFile { path: PathBuf },
@@ -53,6 +55,23 @@ pub enum DspError {
 }
 
 impl DspError {
+    /// True when the user can fix the cause (the file, the parameter, the output path); false
+    /// for failures of the machine or of a library (see `musicdiff_common::error`).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
+            Self::Output(e) => e.is_bad_input(),
+            Self::EmptyFile { .. }
+            | Self::UnrecognisedFormat { .. }
+            | Self::UnsupportedCodec { .. }
+            | Self::CorruptStream { .. }
+            | Self::NoSamples { .. }
+            | Self::InvalidParameter { .. }
+            | Self::Npy { .. } => true,
+            Self::Resample { .. } | Self::WavWrite { .. } | Self::ImageWrite { .. } => false,
+        }
+    }
+
     /// Shorthand for [`DspError::InvalidParameter`].
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidParameter {
@@ -63,15 +82,7 @@ impl DspError {
 
     /// [`DspError::Output`] from an I/O error, described without temporary-file noise.
     pub fn output(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
-        let detail = match err.kind() {
-            std::io::ErrorKind::NotFound => "its directory does not exist".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => std::io::Error::from(err.kind()).to_string(),
-        };
-        Self::Output {
-            path: path.into(),
-            detail,
-        }
+        Self::Output(WriteError::new(path, err))
     }
 
     /// Shorthand for [`DspError::Io`].

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use ::image::{ImageBuffer, ImageFormat, Rgb};
 
-use crate::atomic::write_atomic;
 use crate::error::{DspError, Result};
 use crate::matrix::Matrix;
+use musicdiff_common::atomic::write_atomic;
 
 /// Colour maps for spectrogram images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

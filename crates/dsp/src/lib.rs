@@ -37,7 +37,6 @@
 //! # Ok::<(), musicdiff_dsp::DspError>(())
 //! ```
 
-pub mod atomic;
 pub mod audio;
 pub mod error;
 pub mod features;
@@ -46,6 +45,7 @@ pub mod image;
 pub mod matrix;
 pub mod mel;
 pub mod metrics;
+pub mod normalise;
 pub mod npy;
 pub mod stft;
 

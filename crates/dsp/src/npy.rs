@@ -6,9 +6,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::atomic::write_atomic;
 use crate::error::{DspError, Result};
 use crate::matrix::Matrix;
+use musicdiff_common::atomic::write_atomic;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 

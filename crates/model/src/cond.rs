@@ -333,3 +333,218 @@ impl Conditioner {
         (memory, valid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::tiny;
+    use crate::dit::tests::Jitter;
+    use crate::{Dit, DitInput};
+
+    fn example(cfg: &DitConfig, n_tokens: usize, fill: f32, keep: Keep) -> CondExample {
+        CondExample {
+            tokens: (0..n_tokens * cfg.text_dim)
+                .map(|i| fill + (i % 7) as f32 * 0.1)
+                .collect(),
+            n_tokens,
+            sentence: vec![fill; cfg.text_dim],
+            genre: Some(vec![fill * 2.0; cfg.text_dim]),
+            artist: Some(vec![-fill; cfg.text_dim]),
+            seconds_start: fill * 3.0,
+            seconds_total: 20.0 + fill,
+            keep,
+        }
+    }
+
+    /// A jittered model (every weight non-zero) and its output for the examples `[B, N, P M]`.
+    fn outputs(model: &Dit, examples: &[CondExample], device: &Device) -> Vec<Vec<f32>> {
+        let cfg = &model.config;
+        let (b, n, pd) = (examples.len(), cfg.tokens(), cfg.patch_dim());
+        let noisy: Vec<f32> = (0..b * n * pd)
+            .map(|i| (((i % (n * pd)) * 13) % 11) as f32 / 5.0 - 1.0)
+            .collect();
+        let input = DitInput {
+            noisy: Tensor::from_data(TensorData::new(noisy, [b, n, pd]), device),
+            known: Tensor::zeros([b, n, pd], device),
+            mask: Tensor::zeros([b, n, 1], device),
+            t: Tensor::full([b], 0.6, device),
+        };
+        let cond = Conditioning::from_examples(examples, cfg, device).unwrap();
+        let out: Vec<f32> = model
+            .forward(input, &cond)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        out.chunks(n * pd).map(<[f32]>::to_vec).collect()
+    }
+
+    fn jittered(device: &Device) -> Dit {
+        device.seed(11);
+        tiny().init(device).map(&mut Jitter)
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn dropped_parts_ignore_their_content() {
+        let device = Device::flex();
+        let model = jittered(&device);
+        let cfg = tiny();
+        // Each part dropped in turn: changing that part's content must not change the output,
+        // while the same change with the part kept does.
+        type Change = fn(&mut CondExample);
+        let parts: [(&str, Keep, Change); 4] = [
+            (
+                "text",
+                Keep {
+                    text: false,
+                    ..Keep::ALL
+                },
+                |e| {
+                    e.tokens.iter_mut().for_each(|v| *v += 1.0);
+                    e.sentence.iter_mut().for_each(|v| *v -= 1.0);
+                },
+            ),
+            (
+                "genre",
+                Keep {
+                    genre: false,
+                    ..Keep::ALL
+                },
+                |e| {
+                    e.genre = Some(vec![5.0; e.sentence.len()]);
+                },
+            ),
+            (
+                "artist",
+                Keep {
+                    artist: false,
+                    ..Keep::ALL
+                },
+                |e| e.artist = None,
+            ),
+            (
+                "timing",
+                Keep {
+                    timing: false,
+                    ..Keep::ALL
+                },
+                |e| {
+                    e.seconds_start = 11.0;
+                    e.seconds_total = 3.0;
+                },
+            ),
+        ];
+        for (name, keep, change) in parts {
+            let base = example(&cfg, 3, 0.3, keep);
+            let mut changed = base.clone();
+            change(&mut changed);
+            let out = outputs(&model, &[base.clone(), changed.clone()], &device);
+            assert!(
+                max_diff(&out[0], &out[1]) < 1e-5,
+                "{name} dropped but it matters"
+            );
+            let kept = |mut e: CondExample| {
+                e.keep = Keep::ALL;
+                e
+            };
+            let out = outputs(&model, &[kept(base), kept(changed)], &device);
+            assert!(max_diff(&out[0], &out[1]) > 1e-4, "{name} kept but ignored");
+        }
+        // A missing field is the same as a dropped one.
+        let mut absent = example(&cfg, 3, 0.3, Keep::ALL);
+        absent.genre = None;
+        let dropped = example(
+            &cfg,
+            3,
+            0.3,
+            Keep {
+                genre: false,
+                ..Keep::ALL
+            },
+        );
+        let out = outputs(&model, &[absent, dropped], &device);
+        assert!(max_diff(&out[0], &out[1]) < 1e-5);
+    }
+
+    #[test]
+    fn caption_padding_is_masked() {
+        let device = Device::flex();
+        let model = jittered(&device);
+        let cfg = tiny();
+        let short = example(&cfg, 2, 0.4, Keep::ALL);
+        let long = example(&cfg, 5, -0.2, Keep::ALL);
+        let cond =
+            Conditioning::from_examples(&[short.clone(), long.clone()], &cfg, &device).unwrap();
+        let valid: Vec<bool> = cond.text_valid.clone().into_data().try_to_vec().unwrap();
+        assert_eq!(
+            valid,
+            [[true; 2].as_slice(), &[false; 3], &[true; 5]].concat()
+        );
+        // Padded rows hold zeros, and what a short caption is batched with changes nothing.
+        let text: Vec<f32> = cond.text.clone().into_data().try_to_vec().unwrap();
+        assert!(
+            text[2 * cfg.text_dim..5 * cfg.text_dim]
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+        let alone = outputs(&model, std::slice::from_ref(&short), &device);
+        let batched = outputs(&model, &[short, long], &device);
+        assert!(max_diff(&alone[0], &batched[0]) < 1e-5);
+        // A caption longer than max_text_tokens is cut; an empty one keeps one (dropped) token.
+        let over = example(&cfg, cfg.max_text_tokens + 4, 0.1, Keep::ALL);
+        let empty = example(&cfg, 0, 0.1, Keep::ALL);
+        let cond = Conditioning::from_examples(&[over, empty], &cfg, &device).unwrap();
+        assert_eq!(cond.text.dims()[1], cfg.max_text_tokens);
+        let keep: Vec<f32> = cond.keep.into_data().try_to_vec().unwrap();
+        assert_eq!(keep, [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn variants_stack_in_order_and_keep_only_what_both_keep() {
+        let device = Device::flex();
+        let cfg = tiny();
+        let no_artist = Keep {
+            artist: false,
+            ..Keep::ALL
+        };
+        let examples = [
+            example(&cfg, 2, 0.1, Keep::ALL),
+            example(&cfg, 2, 0.2, no_artist),
+        ];
+        let cond = Conditioning::from_examples(&examples, &cfg, &device).unwrap();
+        let text_only = Keep {
+            timing: false,
+            ..Keep::ALL
+        };
+        let stacked = cond.with_variants(&[Keep::ALL, text_only, Keep::NONE]);
+        assert_eq!(stacked.batch(), 6);
+        let keep: Vec<f32> = stacked.keep.clone().into_data().try_to_vec().unwrap();
+        #[rustfmt::skip]
+        assert_eq!(keep, [
+            1.0, 1.0, 1.0, 1.0,   1.0, 1.0, 0.0, 1.0, // as given
+            1.0, 1.0, 1.0, 0.0,   1.0, 1.0, 0.0, 0.0, // text only
+            0.0, 0.0, 0.0, 0.0,   0.0, 0.0, 0.0, 0.0, // unconditional
+        ]);
+        // Every copy carries the same content, in batch order.
+        let sentence: Vec<f32> = stacked.sentence.into_data().try_to_vec().unwrap();
+        let d = cfg.text_dim;
+        for copy in 0..3 {
+            assert_eq!(sentence[(2 * copy) * d], 0.1);
+            assert_eq!(sentence[(2 * copy + 1) * d], 0.2);
+        }
+        assert_eq!(
+            cond.with_unconditional()
+                .keep
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()[8..],
+            [0.0; 8]
+        );
+    }
+}

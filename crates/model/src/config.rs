@@ -2,6 +2,8 @@
 //! `configs/train/*.toml` and stored in every checkpoint, so that weights are never read
 //! without the architecture they belong to.
 
+pub use musicdiff_diffusion::Prediction;
+use musicdiff_diffusion::{CosineSchedule, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -35,21 +37,6 @@ pub enum AbsoluteKind {
     Sinusoidal,
     /// A learned table of `tokens` rows.
     Learned,
-}
-
-/// What the network's output is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Prediction {
-    /// `v = alpha eps - sigma x0` (Salimans & Ho 2022); models made before this setting existed.
-    #[default]
-    V,
-    /// The clean tokens `x0`. Clean log-mel tokens lie near a low-dimensional set while `v`
-    /// carries the noise of all `P M` values, which a `d_model`-wide state cannot hold when
-    /// `d_model < P M`: a v-model then leaves noise in the values it cannot see or reach.
-    /// Predicting `x0` avoids that (Li & He 2025, "Back to Basics: Let Denoising Generative
-    /// Models Denoise", make the same case for pixel-space transformers).
-    X0,
 }
 
 /// Architecture of the diffusion transformer.
@@ -110,6 +97,17 @@ fn is_one(v: &f64) -> bool {
 }
 
 impl DitConfig {
+    /// The noise schedule the model is trained and sampled on.
+    pub fn schedule(&self) -> CosineSchedule {
+        CosineSchedule::shifted(self.schedule_shift)
+    }
+
+    /// Schedule and prediction: how the network's output is read at sampling time (training
+    /// adds its loss weighting, `TrainConfig::objective`).
+    pub fn objective(&self) -> Objective {
+        Objective::new(self.schedule(), self.prediction)
+    }
+
     /// Tokens in one window.
     pub fn tokens(&self) -> usize {
         self.frames / self.patch_frames

@@ -21,3 +21,11 @@ pub enum ModelError {
     #[error("shape mismatch: {0}")]
     Shape(String),
 }
+
+impl ModelError {
+    /// True when the user can fix the cause (a config value, a missing or mismatched weights
+    /// file); a shape mismatch inside the program is not.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Shape(_))
+    }
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use musicdiff_dsp::atomic::write_atomic;
+use musicdiff_common::atomic::write_atomic;
 
 use crate::config::DitConfig;
 use crate::dit::Dit;
@@ -23,7 +23,7 @@ fn weights_err(path: &Path, detail: impl ToString) -> ModelError {
 }
 
 /// Writes `model`'s parameters to `path` (safetensors), replacing it atomically through
-/// `musicdiff_dsp::atomic::write_atomic`.
+/// `musicdiff_common::atomic::write_atomic`.
 pub fn save(model: &Dit, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None).metadata("format", "musicdiff-dit");
     model

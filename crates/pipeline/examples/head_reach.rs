@@ -119,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // One window sampled as the generator samples it: seed's noise, default sampler settings.
-    let encoder = TextEncoder::load(&musicdiff_data::assets::minilm()?, &device)?;
+    let encoder = TextEncoder::load(&musicdiff_common::assets::minilm()?, &device)?;
     let enc = encoder.encode(&[prompt.as_str()])?;
     let n_text = enc.tokens.dims()[1];
     let cond = Conditioning::from_examples(
@@ -147,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &device,
     );
     let kind: SamplerKind = meta.sampling.sampler;
-    let schedule = denoiser.schedule;
+    let schedule = denoiser.objective.schedule;
     let out = sampler::sample(
         kind,
         &mut denoiser,

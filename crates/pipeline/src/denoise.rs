@@ -6,16 +6,16 @@
 //!    `v = v_u + w (v_c - v_u)`, or with separate scales for the caption (with its genre and
 //!    artist fields) and the timing, as InstructPix2Pix composes two conditions (Brooks et al.
 //!    2023, eq. 3): `v = v_u + w_text (v_text - v_u) + w_timing (v_c - v_text)`;
-//! 3. converts to `x0 = alpha_t x_t - sigma_t v` (the v-parameterisation of `musicdiff-diffusion`),
-//!    unless the model predicts `x0` itself (then the guided outputs combine the same way: the
-//!    conversion is affine and the guidance weights sum to 1);
+//! 3. reads the guided output as `x0` through the model's [`Objective`] (`x0 = alpha_t x_t -
+//!    sigma_t v` for a v-model, the output itself for an x0-model; guidance may combine the
+//!    outputs first because the reading is affine and the guidance weights sum to 1);
 //! 4. puts the known tokens back (`x0 = m known + (1 - m) x0`), so that a sampler keeps the
 //!    noise of the known region consistent with its clean values and the kept audio is exact.
 
 use burn::prelude::*;
+use musicdiff_diffusion::Objective;
 use musicdiff_diffusion::sampler::Denoiser;
-use musicdiff_diffusion::schedule::CosineSchedule;
-use musicdiff_model::{Conditioning, Dit, DitInput, Keep, Prediction};
+use musicdiff_model::{Conditioning, Dit, DitInput, Keep};
 
 /// Classifier-free guidance scales; 1 everywhere disables guidance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,7 +79,8 @@ impl Guidance {
 /// A batch of `B` sequences of `N` tokens of `D` values, flattened row-major.
 pub struct GuidedDenoiser<'a> {
     pub model: &'a Dit,
-    pub schedule: CosineSchedule,
+    /// How the network's output is read (and the schedule samplers step on).
+    pub objective: Objective,
     /// The conditioning of the batch; doubled with its unconditional copy when guiding.
     cond: Conditioning,
     /// Known clean tokens `[B, N, D]` (anything where `mask` is 0).
@@ -114,7 +115,7 @@ impl<'a> GuidedDenoiser<'a> {
         };
         Self {
             model,
-            schedule: CosineSchedule::shifted(model.config.schedule_shift),
+            objective: model.config.objective(),
             cond,
             known,
             mask,
@@ -154,19 +155,12 @@ impl Denoiser for GuidedDenoiser<'_> {
         let len = b * n * d;
         let parts: Vec<&[f32]> = out.chunks(len).collect();
         let out = self.guidance.combine(&parts);
-        // 3. v -> x0, 4. known tokens back in place.
-        let (alpha, sigma) = self.schedule.alpha_sigma(t);
-        let (alpha, sigma) = (alpha as f32, sigma as f32);
-        let x0_model = self.model.config.prediction == Prediction::X0;
+        // 3. Output -> x0, 4. known tokens back in place.
+        let (cx, co) = self.objective.x0_coefficients(t);
         (0..len)
             .map(|i| {
                 let m = self.mask[i / d];
-                let x0 = if x0_model {
-                    out[i]
-                } else {
-                    alpha * x[i] - sigma * out[i]
-                };
-                m * self.known[i] + (1.0 - m) * x0
+                m * self.known[i] + (1.0 - m) * (cx * x[i] + co * out[i])
             })
             .collect()
     }
@@ -175,6 +169,8 @@ impl Denoiser for GuidedDenoiser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use musicdiff_diffusion::CosineSchedule;
+    use musicdiff_model::Prediction;
 
     #[test]
     fn guidance_combines_as_the_formulas_say() {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use musicdiff_common::io_is_bad_input;
 use musicdiff_dsp::DspError;
 use musicdiff_model::ModelError;
 use musicdiff_text::TextError;
@@ -23,6 +24,9 @@ pub enum PipelineError {
     /// A request the model cannot serve (a span outside the input, an absurd duration, ...).
     #[error("invalid {field}: {reason}")]
     Request { field: &'static str, reason: String },
+    /// The text encoder (or another asset) is not installed.
+    #[error(transparent)]
+    NotFound(#[from] musicdiff_common::NotFound),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -52,27 +56,17 @@ impl PipelineError {
     }
 
     /// True when the user can fix the cause (the request, the model directory or an input
-    /// file); false for failures of the machine (I/O errors other than missing files).
+    /// file); false for failures of the machine (see `musicdiff_common::error`).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Self::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            ),
-            Self::Dsp(e) => match e {
-                DspError::EmptyFile { .. }
-                | DspError::UnrecognisedFormat { .. }
-                | DspError::UnsupportedCodec { .. }
-                | DspError::CorruptStream { .. }
-                | DspError::NoSamples { .. }
-                | DspError::InvalidParameter { .. } => true,
-                DspError::Io { cause, .. } => matches!(
-                    cause.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-                ),
-                _ => false,
-            },
-            _ => true,
+            Self::Missing { .. }
+            | Self::ModelFile { .. }
+            | Self::Request { .. }
+            | Self::NotFound(_) => true,
+            Self::Model(e) => e.is_bad_input(),
+            Self::Text(e) => e.is_bad_input(),
+            Self::Dsp(e) => e.is_bad_input(),
+            Self::Io { source, .. } => io_is_bad_input(source.kind()),
         }
     }
 }

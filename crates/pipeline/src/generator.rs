@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
-use musicdiff_data::rng::Rng;
+use musicdiff_common::Rng;
 use musicdiff_diffusion::sampler::{self, SamplerKind};
 use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
 use musicdiff_dsp::griffin_lim::{self, Anchor, GriffinLimConfig, PhaseInit};
@@ -164,13 +164,7 @@ impl Generator {
     /// Reads `model_dir` (`model.json` + `model.safetensors`, hash-checked) and the MiniLM
     /// encoder installed by `scripts/fetch-assets.sh` (`$MUSICDIFF_ASSETS/minilm`).
     pub fn load(model_dir: &Path) -> Result<Self> {
-        let text = musicdiff_data::assets::minilm().map_err(|e| match e {
-            musicdiff_data::DataError::MissingAsset { what, path } => PipelineError::Missing {
-                path,
-                what: format!("{what} (install it with scripts/fetch-assets.sh)"),
-            },
-            other => PipelineError::file(musicdiff_data::assets::assets_dir(), other),
-        })?;
+        let text = musicdiff_common::assets::minilm()?;
         Self::load_with_text(model_dir, &text)
     }
 
@@ -527,7 +521,7 @@ pub fn run_with(
         let mut denoiser =
             GuidedDenoiser::new(model, &cond, known, mask, [1, n, d], req.guidance, device);
         // The sampler steps on the schedule the denoiser reads the model's output with.
-        let schedule = denoiser.schedule;
+        let schedule = denoiser.objective.schedule;
         let out = sampler::sample(
             req.sampler,
             &mut denoiser,

@@ -6,7 +6,6 @@
 //! "Classifier-Free Diffusion Guidance", 2022) and the in-painting constraint of JEN-1);
 //! [`audio`] holds the log-mel normalisation of training.
 
-pub mod audio;
 pub mod denoise;
 pub mod error;
 pub mod generator;

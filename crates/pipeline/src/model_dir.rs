@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use musicdiff_common::atomic::write_atomic;
 use musicdiff_diffusion::sampler::SamplerKind;
-use musicdiff_dsp::atomic::write_atomic;
 use musicdiff_dsp::features::SpectrogramConfig;
 use musicdiff_model::{Dit, DitConfig};
 use safetensors::SafeTensors;
@@ -26,8 +26,8 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audio::Normaliser;
 use crate::error::{PipelineError, Result};
+use musicdiff_dsp::normalise::Normaliser;
 
 pub const META_FILE: &str = "model.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";

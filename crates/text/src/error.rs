@@ -23,3 +23,11 @@ pub enum TextError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }
+
+impl TextError {
+    /// True when the user can fix the cause: a missing or damaged encoder file (reinstall it
+    /// with `scripts/fetch-assets.sh`). A tokenizer failure on valid files is the program's.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Tokenizer(_))
+    }
+}

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use musicdiff_data::loader::{Loader, Split};
-use musicdiff_data::rng::Rng;
+use musicdiff_common::Rng;
+use musicdiff_dataset::{Loader, Split};
 use musicdiff_diffusion::masks::MaskKind;
 use musicdiff_model::io as weights;
 use musicdiff_text::TextEncoder;
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::flex();
     let model = weights::load(&state.config.model, &dir.join(checkpoint::EMA), &device)?;
     let test = Loader::open(&data, Split::Test, state.config.optim.batch_size, 0)?;
-    let encoder = TextEncoder::load(&musicdiff_data::assets::minilm()?, &device)?;
+    let encoder = TextEncoder::load(&musicdiff_common::assets::minilm()?, &device)?;
     let hop_seconds = state.data.hop_length as f64 / state.data.sample_rate as f64;
 
     let (keep_all, drop_all) = (

@@ -6,25 +6,25 @@
 //! 2. draw the diffusion time per example, stratified over the batch (one uniform shifted by
 //!    `i / B`, as Kingma et al.'s VDM does, for a lower-variance loss);
 //! 3. draw a JEN-1 mask per example from the configured mix (full / spans / prefix);
-//! 4. noise: `x_t = alpha x0 + sigma eps`, target `v = alpha eps - sigma x0` (or `x0` itself
-//!    for an x0-predicting model, with the weight that keeps the objective the same);
+//! 4. noise: `x_t = alpha x0 + sigma eps` and the target the model predicts (`v` or `x0`),
+//!    both from the run's [`Objective`];
 //! 5. drop conditioning parts for classifier-free guidance;
 //! 6. the loss: MSE over generated tokens only, per example weighted by noise level
-//!    ([`Weighting`]: min-SNR-gamma, or the clamped v weight that keeps pure noise in play).
+//!    ([`Objective::weight`]: min-SNR-gamma, or the clamped v weight that keeps pure noise in
+//!    play).
 
 use std::collections::HashMap;
 
 use burn::prelude::*;
-use musicdiff_data::loader::Batch;
-use musicdiff_data::rng::Rng;
+use musicdiff_common::Rng;
+use musicdiff_dataset::Batch;
+use musicdiff_diffusion::Objective;
 use musicdiff_diffusion::masks::{self, MaskKind};
-use musicdiff_diffusion::schedule::CosineSchedule;
-use musicdiff_diffusion::vpred;
 use musicdiff_model::patch::patchify;
-use musicdiff_model::{CondExample, Conditioning, DitInput, Keep, Prediction};
+use musicdiff_model::{CondExample, Conditioning, DitInput, Keep};
 use musicdiff_text::TextEncoder;
 
-use crate::config::{TrainConfig, Weighting};
+use crate::config::TrainConfig;
 use crate::error::Result;
 
 /// MiniLM sentence vectors of genre and artist strings, encoded once each.
@@ -93,7 +93,7 @@ pub fn make(
     let m = &cfg.model;
     let (b, f, p, n_mels) = (batch.size, m.frames, m.patch_frames, m.n_mels);
     let (n, d) = (m.tokens(), m.patch_dim());
-    let schedule = CosineSchedule::shifted(m.schedule_shift);
+    let objective: Objective = cfg.objective();
     let mix = cfg.masks.mix();
     let drop = &cfg.dropout;
     let stratum = rng.uniform();
@@ -119,28 +119,14 @@ pub fn make(
         let x0 = patchify(&crop, n_mels, p);
         // 2. Time, stratified over the batch.
         let t = (stratum + i as f64 / b as f64).fract();
-        let (alpha, sigma) = schedule.alpha_sigma(t);
-        let x0_model = cfg.model.prediction == Prediction::X0;
-        let (snr, gamma) = (schedule.snr(t), cfg.diffusion.min_snr_gamma);
-        let w = match (gamma > 0.0, cfg.diffusion.weighting, x0_model) {
-            (false, _, _) => 1.0,
-            (true, Weighting::MinSnr, false) => vpred::min_snr_weight(snr, gamma),
-            (true, Weighting::MinSnr, true) => vpred::min_snr_weight_x0(snr, gamma),
-            (true, Weighting::MinSnrPlusOne, false) => vpred::min_snr_plus_one_weight(snr, gamma),
-            (true, Weighting::MinSnrPlusOne, true) => vpred::min_snr_plus_one_weight_x0(snr, gamma),
-        };
+        let w = objective.weight(t);
         // 3. The task and its mask.
         let kind = forced.unwrap_or_else(|| mix.pick(rng.uniform()));
         let keep = masks::sample(kind, n, &mut || rng.uniform());
         // 4. Noise and target.
         let eps: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
-        let (a, s) = (alpha as f32, sigma as f32);
-        noisy.extend(vpred::noisy(&x0, &eps, a, s));
-        if x0_model {
-            target.extend_from_slice(&x0);
-        } else {
-            target.extend(vpred::target(&x0, &eps, a, s));
-        }
+        noisy.extend(objective.noisy(&x0, &eps, t));
+        target.extend(objective.target(&x0, &eps, t));
         for (tok, &k) in keep.iter().enumerate() {
             let kf = if k { 1.0 } else { 0.0 };
             mask.push(kf);
@@ -195,7 +181,8 @@ pub fn make(
     })
 }
 
-/// Per-example loss `[B]`: mean squared v error over generated tokens, times the weight.
+/// Per-example loss `[B]`: mean squared error of the network's output (`v` or `x0`) over
+/// generated tokens, times the weight.
 pub fn per_example_loss(pred: Tensor<3>, batch: &StepBatch) -> Tensor<1> {
     let [b, n, d] = pred.dims();
     // [B, N, D] -> [B, N]

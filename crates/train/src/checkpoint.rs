@@ -57,7 +57,7 @@ pub struct InitInfo {
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    musicdiff_dsp::atomic::write_atomic(path, |w| {
+    musicdiff_common::atomic::write_atomic(path, |w| {
         w.write_all(bytes)
             .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
     })?;

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use musicdiff_diffusion::Objective;
+pub use musicdiff_diffusion::Weighting;
 use musicdiff_diffusion::masks::MaskMix;
 use musicdiff_model::DitConfig;
 use serde::{Deserialize, Serialize};
@@ -64,22 +66,6 @@ pub struct DropoutConfig {
     pub timing: f64,
 }
 
-/// How the loss weighs the noise levels, stated as the weight of the `x0` error (the v error
-/// is the x0 error times `snr + 1`, so either prediction trains the same objective).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Weighting {
-    /// Min-SNR-gamma (Hang et al. 2023): `min(snr, gamma)`. Near pure noise the weight falls
-    /// to `snr`, the epsilon-prediction objective, so the levels where only the prompt can tell
-    /// what to make barely count.
-    #[default]
-    MinSnr,
-    /// The plain v objective (Salimans & Ho 2022; Stable Audio trains with it), `snr + 1`,
-    /// clamped at low noise as min-SNR does: `min(snr, gamma) + 1`. Near pure noise the
-    /// weight stays at 1, which is where a model learns to use its conditioning.
-    MinSnrPlusOne,
-}
-
 /// Diffusion-specific training choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +115,14 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The objective this run trains: the model's schedule and prediction with the
+    /// `[diffusion]` loss weighting.
+    pub fn objective(&self) -> Objective {
+        self.model
+            .objective()
+            .weighted(self.diffusion.weighting, self.diffusion.min_snr_gamma)
+    }
+
     /// This config with conditioning dropout fixed for evaluation: every part kept
     /// (`conditioned`), or every example unconditioned. Either way the batch draws its
     /// dropout chances, so both see the same crops, times and noise from the same generator.

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use musicdiff_common::io_is_bad_input;
+
 /// Result alias for this crate.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
@@ -20,13 +22,19 @@ pub enum TrainError {
     #[error(transparent)]
     Model(#[from] musicdiff_model::ModelError),
     #[error(transparent)]
-    Dataset(#[from] musicdiff_data::DataError),
+    Dataset(#[from] musicdiff_dataset::DataError),
     #[error(transparent)]
     Text(#[from] musicdiff_text::TextError),
     #[error(transparent)]
     Dsp(#[from] musicdiff_dsp::DspError),
     #[error(transparent)]
     Pipeline(#[from] musicdiff_pipeline::PipelineError),
+    /// The loss stopped being a finite number: the run diverged (a failure of training, not
+    /// of the user's input).
+    #[error(
+        "training diverged: the loss became {loss} at step {step}; lower optim.lr or clip gradients harder (optim.grad_clip)"
+    )]
+    Diverged { step: u64, loss: f64 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -35,6 +43,21 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// True when the user can fix the cause (a config, a checkpoint, the data, a model or an
+    /// input file); false for a diverged run and for failures of the machine.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Config { .. } | Self::Checkpoint { .. } | Self::Data { .. } => true,
+            Self::Diverged { .. } => false,
+            Self::Model(e) => e.is_bad_input(),
+            Self::Dataset(e) => e.is_bad_input(),
+            Self::Text(e) => e.is_bad_input(),
+            Self::Dsp(e) => e.is_bad_input(),
+            Self::Pipeline(e) => e.is_bad_input(),
+            Self::Io { source, .. } => io_is_bad_input(source.kind()),
+        }
+    }
+
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),

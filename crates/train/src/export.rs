@@ -186,8 +186,8 @@ fn card(meta: &ModelMeta, state: &TrainState, notes: Option<&str>) -> String {
             format!(" with SNR shift {}", m.schedule_shift)
         },
         match state.config.diffusion.weighting {
-            crate::config::Weighting::MinSnr => "min-SNR",
-            crate::config::Weighting::MinSnrPlusOne => "min-SNR + 1",
+            musicdiff_diffusion::Weighting::MinSnr => "min-SNR",
+            musicdiff_diffusion::Weighting::MinSnrPlusOne => "min-SNR + 1",
         },
         state.config.diffusion.min_snr_gamma
     );

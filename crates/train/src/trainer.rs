@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use musicdiff_data::loader::{Loader, Split};
-use musicdiff_data::rng::Rng;
+use musicdiff_common::Rng;
+use musicdiff_dataset::{Loader, Split};
 use musicdiff_diffusion::masks::MaskKind;
 use musicdiff_model::{Dit, io as weights};
 use musicdiff_text::TextEncoder;
@@ -525,12 +525,9 @@ pub fn train(
             let loss = batch::loss(pred, &sb);
             let loss_value = loss.clone().into_scalar::<f64>();
             if !loss_value.is_finite() {
-                return Err(TrainError::Data {
-                    path: opts.data.clone(),
-                    detail: format!(
-                        "the loss became {loss_value} at step {}; lower optim.lr or raise optim.grad_clip's strictness",
-                        run.state.step + 1
-                    ),
+                return Err(TrainError::Diverged {
+                    step: run.state.step + 1,
+                    loss: loss_value,
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &run.model);

@@ -7,10 +7,9 @@ use std::sync::atomic::AtomicBool;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use musicdiff_data::assets;
-use musicdiff_data::loader::{Loader, Split};
-use musicdiff_data::prepare::{self, PrepareConfig};
-use musicdiff_data::rng::Rng;
+use musicdiff_common::{Rng, assets};
+use musicdiff_dataset::prepare::{self, PrepareConfig};
+use musicdiff_dataset::{Loader, Split};
 use musicdiff_diffusion::masks::MaskKind;
 use musicdiff_dsp::audio::{WavFormat, write_wav};
 use musicdiff_model::io as weights;
@@ -467,15 +466,9 @@ fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
                 // Known values are the clean patch: the x0 target itself, or from the v
                 // target: x0 = alpha x_t - sigma v.
                 let ex = tok / cfg.model.tokens();
-                let schedule = musicdiff_diffusion::schedule::CosineSchedule::default();
-                let (a, s) = schedule.alpha_sigma(t[ex] as f64);
+                let (cx, co) = cfg.objective().x0_coefficients(t[ex] as f64);
                 for i in row {
-                    let x0 = match cfg.model.prediction {
-                        musicdiff_model::Prediction::X0 => target[i],
-                        musicdiff_model::Prediction::V => {
-                            a as f32 * noisy[i] - s as f32 * target[i]
-                        }
-                    };
+                    let x0 = cx * noisy[i] + co * target[i];
                     assert!((known[i] - x0).abs() < 1e-3, "{} vs {x0}", known[i]);
                 }
             }

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use musicdiff_data::{assets, corpus};
+use musicdiff_common::assets;
+use musicdiff_corpus::corpus;
 
 use crate::progress::Ui;
 

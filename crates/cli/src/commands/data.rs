@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use burn::prelude::Device;
 use clap::{Args, Subcommand};
-use musicdiff_data::prepare::{self, PrepareConfig};
-use musicdiff_data::{DataError, assets, stats};
+use musicdiff_common::assets;
+use musicdiff_dataset::prepare::{self, PrepareConfig};
+use musicdiff_dataset::{DataError, stats};
 use musicdiff_text::TextEncoder;
 
 use crate::progress::Ui;

@@ -15,14 +15,12 @@ use serde_json::json;
 
 use crate::progress::Ui;
 
-/// The bundled model, relative to the repository root.
-const DEFAULT_MODEL: &str = "models/default";
-
 /// Settings shared by the three commands.
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
-    /// Model directory (model.json + model.safetensors) [default: $MUSICDIFF_MODEL, else the
-    /// bundled models/default].
+    /// Model directory (model.json + model.safetensors) [default: $MUSICDIFF_MODEL, else
+    /// models/default beside the binary (or in a directory above it), else in the working
+    /// directory].
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Genre field of the conditioning (e.g. "jazz"); omitted = unconditioned.
@@ -139,23 +137,6 @@ pub struct ContinueCmd {
     pub sampling: SamplingArgs,
 }
 
-/// The model directory to use: the flag, `$MUSICDIFF_MODEL`, `models/default` in the working
-/// directory, else the bundled one beside the sources.
-fn model_dir(flag: &Option<PathBuf>) -> PathBuf {
-    if let Some(dir) = flag {
-        return dir.clone();
-    }
-    if let Some(dir) = std::env::var_os("MUSICDIFF_MODEL") {
-        return PathBuf::from(dir);
-    }
-    if Path::new(DEFAULT_MODEL).is_dir() {
-        return PathBuf::from(DEFAULT_MODEL);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(DEFAULT_MODEL)
-}
-
 /// `out.wav` -> `out.EXT`.
 fn sibling(path: &Path, ext: &str) -> PathBuf {
     path.with_extension(ext)
@@ -198,7 +179,7 @@ fn check_output(out: &Path) -> Result<()> {
 
 fn load(args: &SamplingArgs, ui: &Ui) -> Result<(Generator, f64)> {
     let started = Instant::now();
-    let dir = model_dir(&args.model);
+    let dir = musicdiff_common::locate::model_dir(args.model.as_deref())?;
     let sp = ui.spinner(&format!("loading {}", dir.display()));
     let g = Generator::load(&dir);
     sp.finish_and_clear();
@@ -323,7 +304,7 @@ fn write_outputs(
     });
     let json_path = sibling(path, "json");
     let text = serde_json::to_string_pretty(&sidecar)? + "\n";
-    musicdiff_dsp::atomic::write_atomic(&json_path, |w| {
+    musicdiff_common::atomic::write_atomic(&json_path, |w| {
         std::io::Write::write_all(w, text.as_bytes())
             .map_err(|e| musicdiff_dsp::DspError::output(&json_path, &e))
     })?;

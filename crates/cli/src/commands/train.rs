@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use musicdiff_data::assets;
+use musicdiff_common::assets;
 use musicdiff_train::{Event, Options, StopReason, TrainConfig};
 
 use crate::progress::Ui;
