@@ -1,6 +1,6 @@
 //! `musicdiff`: the command-line front end. A thin layer over the library crates: it parses
-//! arguments, shows progress and prints errors; the work happens in `musicdiff-dsp` (and, as
-//! they arrive, the model and pipeline crates).
+//! arguments, shows progress and prints errors; the work happens in the library crates
+//! (`musicdiff-dsp`, `-corpus`, `-dataset`, `-train`, `-pipeline`; see docs/architecture.md).
 //!
 //! Exit codes, one rule for every subcommand: 0 success; 2 bad input or usage, anything the
 //! user can fix in the command or its files (unreadable or damaged audio, invalid parameters,

@@ -5,7 +5,7 @@
 //!
 //! The network predicts, for every token, either `v` (Salimans & Ho 2022) or the clean tokens
 //! `x0` ([`config::Prediction`]); what these mean and how the noise is scheduled live in
-//! `musicdiff-diffusion`, shared by training and sampling.
+//! `musicdiff-diffusion`'s `Objective`, which [`DitConfig::objective`] builds for the model.
 //!
 //! ```
 //! use burn::prelude::*;

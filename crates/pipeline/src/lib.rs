@@ -3,8 +3,9 @@
 //! their hash, model card); [`generator::Generator`] serves generate / fill / continue requests
 //! by windowed sampling ([`denoise::GuidedDenoiser`] wraps the DiT into the `x0` denoiser the
 //! samplers of `musicdiff-diffusion` expect, with classifier-free guidance (Ho & Salimans,
-//! "Classifier-Free Diffusion Guidance", 2022) and the in-painting constraint of JEN-1);
-//! [`audio`] holds the log-mel normalisation of training.
+//! "Classifier-Free Diffusion Guidance", 2022) and the in-painting constraint of JEN-1). The
+//! log-mel normalisation of training is `musicdiff_dsp::normalise::Normaliser`, shared with the
+//! shard loader.
 
 pub mod denoise;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Training for musicdiff: one diffusion transformer trained for generation, filling and
-//! continuation at once with JEN-1's mixed masks (Li et al. 2023), v-prediction on the cosine
-//! schedule with min-SNR weighting, AdamW with warmup and cosine decay, gradient clipping, EMA
+//! continuation at once with JEN-1's mixed masks (Li et al. 2023), under the run's
+//! `musicdiff_diffusion::Objective` (x0 or v prediction on the shifted cosine schedule with
+//! min-SNR or min-SNR-plus-one weighting; `TrainConfig::objective`), AdamW with warmup and cosine decay, gradient clipping, EMA
 //! weights, and checkpoints that resume exactly (same loss curve as an uninterrupted run).
 //!
 //! [`trainer::train`] runs it; the CLI's `musicdiff train` draws the progress bar and handles

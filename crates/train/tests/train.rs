@@ -1,5 +1,5 @@
 //! Training end to end on a tiny synthetic dataset (tones with captions, prepared by
-//! `musicdiff-data` with the real MiniLM encoder): shapes of every shipped config, overfitting
+//! `musicdiff-dataset` with the real MiniLM encoder): shapes of every shipped config, overfitting
 //! one batch, save/load, exact resume, and the masks.
 
 use std::path::{Path, PathBuf};
