@@ -23,6 +23,15 @@ pub enum PipelineError {
     /// A request the model cannot serve (a span outside the input, an absurd duration, ...).
     #[error("invalid {field}: {reason}")]
     Request { field: &'static str, reason: String },
+    /// Generation produced NaN or infinite samples: the model (weights or config) is broken.
+    #[error(
+        "{dir}: the model generated {count} non-finite (NaN or infinite) samples of {total}; its weights are broken, nothing was written"
+    )]
+    NonFiniteOutput {
+        dir: PathBuf,
+        count: usize,
+        total: usize,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -72,6 +81,8 @@ impl PipelineError {
                 ),
                 _ => false,
             },
+            // A defect of the model, not of the request.
+            Self::NonFiniteOutput { .. } => false,
             _ => true,
         }
     }
