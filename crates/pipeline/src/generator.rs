@@ -7,16 +7,20 @@
 //! model for all tasks with masks (Li et al. 2023).
 //! 1. Lay out the timeline: the input's normalised log-mel where it is known, and a per-frame
 //!    known flag (a frame is known when its whole STFT window lies in kept audio).
-//! 2. Plan windows of the model's length over the unknown tokens (a piece shorter than one
-//!    window is padded to one and cut afterwards): each starts `overlap` before
-//!    the first unknown token, so every window after the first continues from context it can
-//!    see (windowed continuation, as Jukebox and JEN-1 extend beyond the training length).
+//! 2. Plan windows of the model's length over the tokens holding frames to generate (a piece
+//!    shorter than one window is padded to one and cut afterwards; padding after the piece
+//!    needs no window of its own): each starts `overlap` before the first unknown token, so
+//!    every window after the first continues from context it can see (windowed continuation,
+//!    as Jukebox and JEN-1 extend beyond the training length).
 //! 3. Sample each window with the chosen sampler under classifier-free guidance; known tokens
 //!    are clamped ([`crate::denoise`]); generated tokens become context for the next window.
 //! 4. Log-mel -> magnitude (NNLS) -> Griffin-Lim, anchored on the input's complex STFT in the
 //!    known frames so that the new phase joins the old audio.
 //! 5. Splice in the waveform domain: kept audio is copied from the input bit for bit; a filled
-//!    span fades in and out over [`CROSSFADE_SECONDS`] inside the span.
+//!    span fades in and out over [`CROSSFADE_SECONDS`] inside the span. [`Generator::run`]
+//!    then refuses output with NaN or infinite samples ([`check_finite`]).
+//!
+//! The functions below carry these numbers (`1c`, `3b`, ...).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -750,6 +754,29 @@ impl WindowSampler<'_> {
             &mut |i, _| progress(i),
         ))
     }
+
+    /// 3c. Samples `windows` in order, each taking the tokens the earlier ones generated as
+    /// context; `progress` hears the evaluations over all windows.
+    fn sample_all(
+        &self,
+        windows: &[(usize, usize)],
+        tokens: &mut Tokens,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let per_window = self.req.sampler.evaluations(self.req.steps);
+        let total = windows.len() * per_window;
+        for (w, &range) in windows.iter().enumerate() {
+            let done = w * per_window;
+            let sampled = self.sample(w, range, tokens, &mut |i| {
+                progress(Progress::Sampling {
+                    done: done + i,
+                    total,
+                })
+            })?;
+            tokens.take(range.0, &sampled);
+        }
+        Ok(())
+    }
 }
 
 /// 4b. The piece's audio from its log-mel: NNLS to magnitudes, then Griffin-Lim anchored on
@@ -793,7 +820,7 @@ fn vocode(
     )?)
 }
 
-/// 5. The output: the piece's audio `rebuilt` put back as its assembly says, kept audio copied
+/// Step 5, the output: the piece's audio `rebuilt` put back as its assembly says, kept audio copied
 /// from the input. Returns it with the range of its new samples.
 fn assemble(
     task: &Task,
@@ -862,18 +889,7 @@ pub fn run_with(
         patch_frames: p,
         frame_seconds: data.frame_seconds() as f32,
     };
-    let per_window = req.sampler.evaluations(req.steps);
-    let total = windows.len() * per_window;
-    for (w, &range) in windows.iter().enumerate() {
-        let done = w * per_window;
-        let sampled = windows_sampler.sample(w, range, &tokens, &mut |i| {
-            progress(Progress::Sampling {
-                done: done + i,
-                total,
-            })
-        })?;
-        tokens.take(range.0, &sampled);
-    }
+    windows_sampler.sample_all(&windows, &mut tokens, progress)?;
     let sampling_seconds = sampling_started.elapsed().as_secs_f64();
 
     // 4. Back to a log-mel (known frames exactly the input's) and to audio.
