@@ -50,4 +50,10 @@ impl Ui {
             eprintln!("{}", msg.as_ref());
         }
     }
+
+    /// A warning on stderr, printed even with `--quiet`: it says something is wrong with the
+    /// output.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", msg.as_ref());
+    }
 }

@@ -124,6 +124,57 @@ fn roundtrip_reconstructs_and_reports() {
     assert!(png.exists());
 }
 
+/// Regression: `roundtrip` renamed its WAV into place before writing the picture and, when the
+/// picture failed, deleted the WAV it had written, so `-o` naming the input destroyed it.
+#[test]
+fn a_failed_roundtrip_picture_leaves_the_input_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    std::fs::copy(fixture("audio/clip_22k.wav"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    // A directory where the picture should go fails the write even as root.
+    let png = dir.path().join("in.png");
+    std::fs::create_dir(&png).unwrap();
+    let o = musicdiff(&[
+        "-q",
+        "roundtrip",
+        s(&input),
+        "-o",
+        s(&input),
+        "--png",
+        s(&png),
+        "--iters",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in.png"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+/// Regression: `spec` wrote the matrix first and, when the picture failed, deleted it, so an
+/// existing file named by `--npy` was lost.
+#[test]
+fn a_failed_spec_picture_leaves_an_existing_npy_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    std::fs::write(&npy, b"keep me").unwrap();
+    let png = dir.path().join("x.png");
+    std::fs::create_dir(&png).unwrap();
+    let o = musicdiff(&[
+        "-q",
+        "spec",
+        s(&fixture("audio/clip_22k.wav")),
+        "-o",
+        s(&png),
+        "--npy",
+        s(&npy),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&npy).unwrap(), b"keep me");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
 /// Runs a failing command and checks the contract: exit 2, one line on stderr containing
 /// every `needle`, and nothing left in the output directory.
 fn assert_bad_input(args: &[&str], out_dir: &Path, needles: &[&str]) {

@@ -325,7 +325,7 @@ fn bad_requests_fail_cleanly() {
             "/nonexistent-dir/o.wav",
         ],
     ] {
-        assert_refused(&model, &args, &out, &["/nonexistent-dir/o.wav"]);
+        assert_refused(&model, &args, &out, &["/nonexistent-dir", "does not exist"]);
     }
 
     // Missing model files.
@@ -364,4 +364,285 @@ fn bad_requests_fail_cleanly() {
     w[last] ^= 1;
     std::fs::write(tampered.join("model.safetensors"), w).unwrap();
     refused(&tampered, &["SHA-256", "model.safetensors"]);
+}
+
+/// The samples of a WAV as f32 bit patterns (exact comparison of float files).
+fn bits(path: &Path) -> Vec<u32> {
+    let a = musicdiff_dsp::audio::decode_file(path).unwrap();
+    assert_eq!((a.sample_rate, a.channels.len()), (22050, 1));
+    a.channels[0].iter().map(|v| v.to_bits()).collect()
+}
+
+/// Regression: a fill of an input whose name is not UTF-8 sampled everything, then panicked
+/// (exit 101) writing the path into the sidecar.
+#[cfg(unix)]
+#[test]
+fn fill_accepts_a_non_utf8_input_path() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join(OsStr::from_bytes(b"in-\xff.wav"));
+    std::fs::copy(dir.path().join("data/a.wav"), &input).unwrap();
+    let output = dir.path().join(OsStr::from_bytes(b"out-\xfe.wav"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_musicdiff"))
+        .args(["-q", "fill"])
+        .arg(&input)
+        .args(["--from", "1", "--to", "1.5", "--model", s(&model)])
+        .args(FAST)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+    assert_eq!(pcm(&output).len(), 6 * 22050);
+    assert!(output.with_extension("png").exists());
+    let j = sidecar(&output);
+    assert!(
+        j["input"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("in-\u{fffd}.wav"),
+        "{}",
+        j["input"]["path"]
+    );
+    assert!(stdout(&o).contains("out-\u{fffd}.wav"), "{}", stdout(&o));
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Regression: the WAV was renamed into place before the picture and the sidecar were written,
+/// so a failing sidecar left the WAV behind (and a fill with `-o` equal to its input had
+/// already replaced the input). A directory in the way makes a write fail even as root.
+#[test]
+fn a_failed_sidecar_leaves_no_output_and_the_input_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+
+    // Generate: the picture cannot be written.
+    let g = out.join("g.wav");
+    std::fs::create_dir(out.join("g.png")).unwrap();
+    let o = run(&model, &["generate", "x", "--seconds", "1", "-o", s(&g)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("g.png"), "{}", stderr(&o));
+    assert_eq!(names(&out), ["g.png"]);
+
+    // Variations: the second one's sidecar cannot be written; the first is not left either.
+    let v = out.join("v.wav");
+    std::fs::create_dir(out.join("v-2.json")).unwrap();
+    let o = run(
+        &model,
+        &[
+            "generate",
+            "x",
+            "--seconds",
+            "1",
+            "--variations",
+            "2",
+            "-o",
+            s(&v),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(names(&out), ["g.png", "v-2.json"]);
+
+    // Fill in place: the sidecar cannot be written, the input keeps its bytes.
+    let input = out.join("in.wav");
+    std::fs::copy(dir.path().join("data/a.wav"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    std::fs::create_dir(out.join("in.json")).unwrap();
+    let o = run(
+        &model,
+        &[
+            "fill",
+            s(&input),
+            "--from",
+            "1",
+            "--to",
+            "1.5",
+            "-o",
+            s(&input),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
+    assert_eq!(names(&out), ["g.png", "in.json", "in.wav", "v-2.json"]);
+
+    // With the way clear, fill in place works and replaces the input.
+    std::fs::remove_dir(out.join("in.json")).unwrap();
+    let o = run(
+        &model,
+        &[
+            "fill",
+            s(&input),
+            "--from",
+            "1",
+            "--to",
+            "1.5",
+            "-o",
+            s(&input),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(&input).unwrap(), before);
+    assert!(input.with_extension("json").is_file());
+}
+
+/// Regression: a float input's samples beyond full scale came back clipped to 16 bits,
+/// though audio outside the span is documented to be kept bit for bit.
+#[test]
+fn fill_keeps_float_input_above_full_scale_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("loud.wav");
+    let samples: Vec<f32> = (0..22050 * 6)
+        .map(|i| (i as f32 * 0.05).sin() * 1.25 + 1e-7 * (i % 7) as f32)
+        .collect();
+    let over = samples.iter().filter(|v| v.abs() > 1.0).count();
+    assert!(over > 1000);
+    musicdiff_dsp::audio::write_wav(
+        &input,
+        &samples,
+        22050,
+        musicdiff_dsp::audio::WavFormat::Float32,
+    )
+    .unwrap();
+    let want = bits(&input);
+    let f = dir.path().join("filled.wav");
+    let fill = |extra: &[&str]| {
+        let mut args = vec!["fill", s(&input), "--from", "3", "--to", "3.2", "-o", s(&f)];
+        args.extend_from_slice(extra);
+        run(&model, &args)
+    };
+    let o = fill(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("clipped"), "{}", stderr(&o));
+    let got = bits(&f);
+    let (a, b) = (66150, 70560);
+    assert_eq!(got.len(), want.len());
+    assert!(got[..a] == want[..a], "audio before the span changed");
+    assert!(got[b..] == want[b..], "audio after the span changed");
+    assert_eq!(sidecar(&f)["sample_format"], "float32");
+
+    // Asked for 16 bits, the clipping is announced with its count (even with -q).
+    let o = fill(&["--pcm16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let clipped: usize = err
+        .split("warning: ")
+        .nth(1)
+        .and_then(|w| w.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no clipping warning: {err}"));
+    assert!(clipped >= over - (b - a), "{clipped} < {over}: {err}");
+    assert!(err.contains("clipped"), "{err}");
+    assert_eq!(sidecar(&f)["sample_format"], "pcm16");
+}
+
+/// Regression: a fill in the middle of a long input sampled a second window for the padding
+/// after the cropped piece, doubling the sampling time.
+#[test]
+fn a_short_fill_in_a_long_input_samples_one_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("data/a.wav"); // 6 s, the tiny window is 0.74 s
+    let f = dir.path().join("f.wav");
+    let o = run(
+        &model,
+        &["fill", s(&input), "--from", "3", "--to", "3.2", "-o", s(&f)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sidecar(&f)["windows"], 1);
+    let (before, after) = (pcm(&input), pcm(&f));
+    let (a, b) = (66150, 70560);
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after[..a], before[..a], "audio before the span changed");
+    assert_eq!(after[b..], before[b..], "audio after the span changed");
+    assert_ne!(after[a..b], before[a..b], "the span was not regenerated");
+}
+
+/// Regression: `--seed 18446744073709551615 --variations 2` gave the second variation seed 0.
+#[test]
+fn variation_seeds_past_the_largest_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let v = out.join("v.wav");
+    let max = u64::MAX.to_string();
+    assert_refused(
+        &model,
+        &[
+            "generate",
+            "x",
+            "--seed",
+            &max,
+            "--variations",
+            "2",
+            "-o",
+            s(&v),
+        ],
+        &out,
+        &["seed", &max],
+    );
+    // The largest seed itself is fine for one result.
+    let o = run(
+        &model,
+        &[
+            "generate",
+            "x",
+            "--seconds",
+            "0.5",
+            "--seed",
+            &max,
+            "-o",
+            s(&v),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sidecar(&v)["seed"], u64::MAX);
+}
+
+/// Regression: f32 settings reached sidecars and messages as f64 noise ("5.900000095367432").
+#[test]
+fn sidecar_numbers_are_written_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("data/a.wav");
+    let f = dir.path().join("f.wav");
+    let o = run(
+        &model,
+        &[
+            "fill",
+            s(&input),
+            "--from",
+            "5.1",
+            "--to",
+            "5.9",
+            "--cfg",
+            "1.3",
+            "--overlap",
+            "0.1",
+            "-o",
+            s(&f),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = sidecar(&f);
+    let text = std::fs::read_to_string(f.with_extension("json")).unwrap();
+    assert_eq!(j["input"]["from"].as_f64(), Some(5.1), "{text}");
+    assert_eq!(j["input"]["to"].as_f64(), Some(5.9), "{text}");
+    assert_eq!(j["cfg"].as_f64(), Some(1.3), "{text}");
+    assert_eq!(j["overlap_seconds"].as_f64(), Some(0.1), "{text}");
+    assert!(stdout(&o).contains("(6 s, 0.8 s new)"), "{}", stdout(&o));
 }

@@ -19,7 +19,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use crate::error::{DspError, Result};
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::OutputSet;
 
 /// Decoded audio, one `Vec` per channel, samples in [-1, 1].
 #[derive(Debug, Clone, PartialEq)]
@@ -347,8 +347,56 @@ pub fn to_pcm16(v: f32) -> i16 {
     (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
+/// Samples that 16-bit PCM cannot hold: [`to_pcm16`] would clip them (beyond full scale), or
+/// they are not finite.
+pub fn pcm16_clipped(samples: &[f32]) -> usize {
+    samples
+        .iter()
+        .filter(|&&v| {
+            let s = (v * 32768.0).round();
+            !(-32768.0..=32767.0).contains(&s)
+        })
+        .count()
+}
+
+/// The WAV format that holds the samples of `path` as decoded: [`WavFormat::Float32`] for
+/// float PCM and for integer PCM or FLAC of more than 16 bits (exact up to 24 bits),
+/// [`WavFormat::Pcm16`] for 16-bit or narrower PCM and for lossy codecs. Reads only the header.
+pub fn source_format(path: &Path) -> Result<WavFormat> {
+    let (_, track) = open_track(path)?;
+    let p = &track.codec_params;
+    let float = [
+        codecs::CODEC_TYPE_PCM_F32LE,
+        codecs::CODEC_TYPE_PCM_F32BE,
+        codecs::CODEC_TYPE_PCM_F64LE,
+        codecs::CODEC_TYPE_PCM_F64BE,
+    ]
+    .contains(&p.codec);
+    let deep = has_exact_length(p.codec)
+        && p.bits_per_sample.or(p.bits_per_coded_sample).unwrap_or(16) > 16;
+    Ok(if float || deep {
+        WavFormat::Float32
+    } else {
+        WavFormat::Pcm16
+    })
+}
+
 /// Writes mono `samples` to a WAV file atomically.
 pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, format: WavFormat) -> Result<()> {
+    let mut set = OutputSet::new();
+    stage_wav(&mut set, path, samples, sample_rate, format)?;
+    Ok(set.commit()?)
+}
+
+/// [`write_wav`] as one file of an [`OutputSet`]: nothing appears at `path` until the set is
+/// committed.
+pub fn stage_wav(
+    set: &mut OutputSet,
+    path: &Path,
+    samples: &[f32],
+    sample_rate: u32,
+    format: WavFormat,
+) -> Result<()> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate,
@@ -365,7 +413,7 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, format: WavForm
         path: path.to_path_buf(),
         detail: e.to_string(),
     };
-    write_atomic(path, |w| {
+    set.write(path, |w| {
         let mut writer = hound::WavWriter::new(w, spec).map_err(wav_err)?;
         match format {
             WavFormat::Pcm16 => {
@@ -456,5 +504,40 @@ mod tests {
         assert_eq!(a.channels, vec![x.clone()]);
         write_wav(&p, &x, 16000, WavFormat::Float32).unwrap();
         assert_eq!(decode_file(&p).unwrap().channels, vec![x]);
+    }
+
+    #[test]
+    fn the_source_format_of_float_and_deep_files_is_float() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.wav");
+        write_wav(&p, &[0.5, 1.5, -2.0], 16000, WavFormat::Float32).unwrap();
+        assert_eq!(source_format(&p).unwrap(), WavFormat::Float32);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        w.write_sample(1000i32).unwrap();
+        w.finalize().unwrap();
+        assert_eq!(source_format(&p).unwrap(), WavFormat::Float32);
+        write_wav(&p, &[0.5], 16000, WavFormat::Pcm16).unwrap();
+        assert_eq!(source_format(&p).unwrap(), WavFormat::Pcm16);
+    }
+
+    #[test]
+    fn pcm16_clipping_is_counted() {
+        let x = [
+            0.0,
+            0.99,
+            32767.4 / 32768.0,
+            1.0,
+            -1.0,
+            -1.01,
+            1.5,
+            f32::NAN,
+        ];
+        assert_eq!(pcm16_clipped(&x), 4);
     }
 }

@@ -8,7 +8,7 @@ use ::image::{ImageBuffer, ImageFormat, Rgb};
 
 use crate::error::{DspError, Result};
 use crate::matrix::Matrix;
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::OutputSet;
 
 /// Colour maps for spectrogram images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +78,19 @@ pub fn render(values: &Matrix<f32>, opts: &ImageOptions) -> ImageBuffer<Rgb<u8>,
 
 /// Writes `values` as a PNG picture at `path`, atomically.
 pub fn write_png(path: &Path, values: &Matrix<f32>, opts: &ImageOptions) -> Result<()> {
+    let mut set = OutputSet::new();
+    stage_png(&mut set, path, values, opts)?;
+    Ok(set.commit()?)
+}
+
+/// [`write_png`] as one file of an [`OutputSet`]: nothing appears at `path` until the set is
+/// committed.
+pub fn stage_png(
+    set: &mut OutputSet,
+    path: &Path,
+    values: &Matrix<f32>,
+    opts: &ImageOptions,
+) -> Result<()> {
     if values.rows() == 0 || values.cols() == 0 {
         return Err(DspError::ImageWrite {
             path: path.to_path_buf(),
@@ -85,7 +98,7 @@ pub fn write_png(path: &Path, values: &Matrix<f32>, opts: &ImageOptions) -> Resu
         });
     }
     let img = render(values, opts);
-    write_atomic(path, |w| {
+    set.write(path, |w| {
         img.write_to(w, ImageFormat::Png)
             .map_err(|e| DspError::ImageWrite {
                 path: path.to_path_buf(),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::error::{DspError, Result};
 use crate::matrix::Matrix;
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::OutputSet;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -59,7 +59,15 @@ fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
 
 /// Writes `m` as a float32 array of shape `[rows, cols]`, atomically.
 pub fn write_f32_matrix(path: &Path, m: &Matrix<f32>) -> Result<()> {
-    write_atomic(path, |w| {
+    let mut set = OutputSet::new();
+    stage_f32_matrix(&mut set, path, m)?;
+    Ok(set.commit()?)
+}
+
+/// [`write_f32_matrix`] as one file of an [`OutputSet`]: nothing appears at `path` until the
+/// set is committed.
+pub fn stage_f32_matrix(set: &mut OutputSet, path: &Path, m: &Matrix<f32>) -> Result<()> {
+    set.write(path, |w| {
         let mut bytes = header("<f4", &[m.rows(), m.cols()]);
         bytes.reserve(m.as_slice().len() * 4);
         for v in m.as_slice() {

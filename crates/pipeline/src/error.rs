@@ -27,6 +27,15 @@ pub enum PipelineError {
     /// The text encoder (or another asset) is not installed.
     #[error(transparent)]
     NotFound(#[from] musicdiff_common::NotFound),
+    /// Generation produced NaN or infinite samples: the model (weights or config) is broken.
+    #[error(
+        "{dir}: the model generated {count} non-finite (NaN or infinite) samples of {total}; its weights are broken, nothing was written"
+    )]
+    NonFiniteOutput {
+        dir: PathBuf,
+        count: usize,
+        total: usize,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -67,6 +76,8 @@ impl PipelineError {
             Self::Text(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
             Self::Io { source, .. } => io_is_bad_input(source.kind()),
+            // A defect of the model, not of the request.
+            Self::NonFiniteOutput { .. } => false,
         }
     }
 }

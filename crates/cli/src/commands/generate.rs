@@ -1,12 +1,16 @@
 //! `musicdiff generate`, `fill` and `continue`: one [`Generator`] request each, written as a
-//! WAV, a spectrogram PNG and a JSON sidecar describing exactly how it was made.
+//! WAV, a spectrogram PNG and a JSON sidecar describing exactly how it was made. The files of
+//! a command (all variations' included) are written as one [`OutputSet`]: they appear together
+//! once all have been written, or not at all.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
+use musicdiff_common::atomic::OutputSet;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::image::{self, ImageOptions};
@@ -55,7 +59,15 @@ pub struct SamplingArgs {
     /// Do not write the spectrogram PNG next to the WAV.
     #[arg(long = "no-png")]
     pub no_png: bool,
-    /// Output WAV (16-bit PCM); OUT.png and OUT.json are written beside it.
+    /// Write 32-bit float samples [default for fill and continue of a float or 24-bit input,
+    /// whose samples it keeps exactly].
+    #[arg(long, conflicts_with = "pcm16")]
+    pub float: bool,
+    /// Write 16-bit PCM even when the input is float (samples beyond full scale are clipped,
+    /// with a warning) [default for generate and for 16-bit or compressed input].
+    #[arg(long)]
+    pub pcm16: bool,
+    /// Output WAV; OUT.png and OUT.json are written beside it.
     #[arg(short, long, value_name = "OUT.wav")]
     pub output: PathBuf,
 }
@@ -83,7 +95,8 @@ pub struct GenerateCmd {
         allow_negative_numbers = true
     )]
     pub seconds: f32,
-    /// Number of different results (seeds SEED, SEED+1, ...), written as OUT-1.wav, OUT-2.wav...
+    /// Number of different results, written as OUT-1.wav, OUT-2.wav, ... with seeds SEED,
+    /// SEED+1, ..., SEED+N-1 (seeds never wrap: SEED+N-1 above 18446744073709551615 is refused).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub variations: u32,
     #[command(flatten)]
@@ -142,14 +155,49 @@ fn sibling(path: &Path, ext: &str) -> PathBuf {
     path.with_extension(ext)
 }
 
-/// `out.wav` -> `out-K.wav` (1-based) when there are several variations.
+/// `out.wav` -> `out-K.wav` (1-based) when there are several variations; any file name, UTF-8
+/// or not, keeps its stem and extension.
 fn variation_path(path: &Path, k: u32, of: u32) -> PathBuf {
     if of <= 1 {
         return path.to_path_buf();
     }
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
-    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("wav");
-    path.with_file_name(format!("{stem}-{k}.{ext}"))
+    let mut name = OsString::from(path.file_stem().unwrap_or("out".as_ref()));
+    name.push(format!("-{k}."));
+    name.push(path.extension().unwrap_or("wav".as_ref()));
+    path.with_file_name(name)
+}
+
+/// The seeds of `variations` results from `seed`: `seed`, `seed + 1`, ...; refused (rather
+/// than wrapped to 0) when the last would pass `u64::MAX`.
+fn variation_seeds(seed: u64, variations: u32) -> Result<Vec<u64>> {
+    let last = seed.checked_add(u64::from(variations.max(1)) - 1);
+    if last.is_none() {
+        bail!(PipelineError::Request {
+            field: "seed",
+            reason: format!(
+                "--seed {seed} with --variations {variations} would need seeds past the largest, {}; variations take seeds SEED..SEED+N-1, so use a smaller --seed",
+                u64::MAX
+            ),
+        });
+    }
+    Ok((0..variations).map(|k| seed + u64::from(k)).collect())
+}
+
+/// An f32 setting as the decimal it was given as (`5.9`, not `5.900000095367432`): the
+/// shortest decimal that reads back as the same f32, as an f64 for JSON.
+fn json_f32(x: f32) -> f64 {
+    format!("{x}").parse().unwrap_or(x as f64)
+}
+
+/// The sample format of the output WAV: the flags, else `default`.
+fn wav_format(args: &SamplingArgs, default: WavFormat) -> WavFormat {
+    if args.float {
+        WavFormat::Float32
+    } else if args.pcm16 {
+        WavFormat::Pcm16
+    } else {
+        default
+    }
 }
 
 /// Checks what can be checked before loading anything.
@@ -252,19 +300,49 @@ fn read_input(path: &Path, g: &Generator, ui: &Ui) -> Result<Vec<f32>> {
     Ok(loaded.mono)
 }
 
-/// Writes WAV, PNG and sidecar for one result and prints the summary line.
-fn write_outputs(
-    path: &Path,
+/// How one result is written.
+struct Write<'a> {
+    path: &'a Path,
+    format: WavFormat,
+    png: bool,
+    load_seconds: f64,
+    /// The input, for the sidecar (`null` for generate).
+    input: serde_json::Value,
+}
+
+/// Writes WAV, PNG and sidecar of one result into `set` (nothing appears before the set is
+/// committed), warns about clipped or silent audio, and returns the summary line to print once
+/// the set is committed.
+fn stage_outputs(
+    set: &mut OutputSet,
+    w: Write,
     g: &Generator,
     req: &Request,
     out: &Output,
-    load_seconds: f64,
-    extra: serde_json::Value,
-    png: bool,
-) -> Result<()> {
-    audio::write_wav(path, &out.audio, out.sample_rate, WavFormat::Pcm16)?;
-    if png {
-        image::write_png(
+    ui: &Ui,
+) -> Result<String> {
+    let path = w.path;
+    if w.format == WavFormat::Pcm16 {
+        let clipped = audio::pcm16_clipped(&out.audio);
+        if clipped > 0 {
+            ui.warn(format!(
+                "warning: {clipped} of the {} samples written to {} are beyond full scale and clipped in 16-bit PCM; --float keeps them",
+                out.audio.len(),
+                path.display()
+            ));
+        }
+    }
+    if out.generated_is_silent() {
+        ui.warn(format!(
+            "warning: the {} s of new audio in {} are silent (every sample below -96 dBFS); the model may be untrained or broken",
+            seconds(out.generated_seconds),
+            path.display()
+        ));
+    }
+    audio::stage_wav(set, path, &out.audio, out.sample_rate, w.format)?;
+    if w.png {
+        image::stage_png(
+            set,
             &sibling(path, "png"),
             &out.log_mel,
             &ImageOptions::default(),
@@ -279,24 +357,28 @@ fn write_outputs(
         "seed": req.seed,
         "steps": req.steps,
         "sampler": req.sampler.name(),
-        "cfg": req.guidance.text,
-        "cfg_timing": req.guidance.timing,
-        "overlap_seconds": req.overlap_seconds,
+        "cfg": json_f32(req.guidance.text),
+        "cfg_timing": req.guidance.timing.map(json_f32),
+        "overlap_seconds": json_f32(req.overlap_seconds),
         "griffin_lim_iters": req.griffin_lim_iters,
         "model": {
             "id": meta.id,
-            "dir": g.dir(),
+            "dir": g.dir().to_string_lossy(),
             "sha256": meta.weights.sha256,
             "dtype": meta.weights.dtype,
             "step": meta.training.step,
         },
-        "input": extra,
+        "input": w.input,
         "sample_rate": out.sample_rate,
+        "sample_format": match w.format {
+            WavFormat::Pcm16 => "pcm16",
+            WavFormat::Float32 => "float32",
+        },
         "seconds": out.seconds(),
         "generated_seconds": out.generated_seconds,
         "windows": out.windows,
         "timings": out.timings,
-        "model_load_seconds": load_seconds,
+        "model_load_seconds": w.load_seconds,
         "wall_seconds": out.timings.total,
         "real_time_factor": out.real_time_factor(),
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -304,23 +386,38 @@ fn write_outputs(
     });
     let json_path = sibling(path, "json");
     let text = serde_json::to_string_pretty(&sidecar)? + "\n";
-    musicdiff_common::atomic::write_atomic(&json_path, |w| {
-        std::io::Write::write_all(w, text.as_bytes())
+    set.write(&json_path, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
             .map_err(|e| musicdiff_dsp::DspError::output(&json_path, &e))
     })?;
     let t = &out.timings;
-    println!(
-        "wrote {} ({:.2} s, {:.2} s new) in {:.2} s: real-time factor {:.3} (text {:.2} s, sampling {:.2} s over {} window(s), vocoder {:.2} s)",
+    Ok(format!(
+        "wrote {} ({} s, {} s new) in {:.2} s: real-time factor {:.3} (text {:.2} s, sampling {:.2} s over {} window(s), vocoder {:.2} s)",
         path.display(),
-        out.seconds(),
-        out.generated_seconds,
+        seconds(out.seconds()),
+        seconds(out.generated_seconds),
         t.total,
         out.real_time_factor(),
         t.text,
         t.sampling,
         out.windows,
         t.vocoder
-    );
+    ))
+}
+
+/// A duration for messages: rounded to the millisecond, without trailing zeros (`2`, `0.75`,
+/// `5.9`).
+fn seconds(s: f64) -> String {
+    let ms = format!("{s:.3}");
+    ms.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Renames the staged files into place, then prints the summary lines.
+fn commit(set: OutputSet, lines: Vec<String>) -> Result<()> {
+    set.commit()?;
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -333,8 +430,11 @@ pub fn run_generate(cmd: GenerateCmd, ui: &Ui) -> Result<()> {
             reason: format!("{}; it must be between 1 and 100", cmd.variations),
         });
     }
+    let seeds = variation_seeds(a.seed, cmd.variations)?;
     let (g, load_seconds) = load(a, ui)?;
-    for k in 0..cmd.variations {
+    let mut set = OutputSet::new();
+    let mut lines = vec![];
+    for (k, seed) in (1..).zip(seeds) {
         let mut req = request(
             &g,
             Task::Generate {
@@ -343,25 +443,24 @@ pub fn run_generate(cmd: GenerateCmd, ui: &Ui) -> Result<()> {
             &cmd.prompt,
             a,
         )?;
-        req.seed = a.seed.wrapping_add(k as u64);
+        req.seed = seed;
         let label = if cmd.variations > 1 {
-            format!("sampling {}/{}", k + 1, cmd.variations)
+            format!("sampling {k}/{}", cmd.variations)
         } else {
             "sampling".into()
         };
         let out = run(&g, &req, ui, &label)?;
-        let path = variation_path(&a.output, k + 1, cmd.variations);
-        write_outputs(
-            &path,
-            &g,
-            &req,
-            &out,
+        let path = variation_path(&a.output, k, cmd.variations);
+        let w = Write {
+            path: &path,
+            format: wav_format(a, WavFormat::Pcm16),
+            png: !a.no_png,
             load_seconds,
-            serde_json::Value::Null,
-            !a.no_png,
-        )?;
+            input: serde_json::Value::Null,
+        };
+        lines.push(stage_outputs(&mut set, w, &g, &req, &out, ui)?);
     }
-    Ok(())
+    commit(set, lines)
 }
 
 /// Fill and continue: read the input, build the task from it, run, write. `extra` describes
@@ -377,14 +476,24 @@ fn edit(
     check_output(&a.output)?;
     let (g, load_seconds) = load(a, ui)?;
     let audio = read_input(input, &g, ui)?;
+    // The input's own sample format, so that a float input's samples come back exactly.
+    let format = wav_format(a, audio::source_format(input)?);
     let input_seconds = audio.len() as f64 / g.sample_rate() as f64;
     let task = task(audio);
     let verb = task.name();
     let req = request(&g, task, prompt, a)?;
     let out =
         run(&g, &req, ui, "sampling").with_context(|| format!("{verb}: {}", input.display()))?;
-    let extra = extra(input_seconds);
-    write_outputs(&a.output, &g, &req, &out, load_seconds, extra, !a.no_png)
+    let w = Write {
+        path: &a.output,
+        format,
+        png: !a.no_png,
+        load_seconds,
+        input: extra(input_seconds),
+    };
+    let mut set = OutputSet::new();
+    let line = stage_outputs(&mut set, w, &g, &req, &out, ui)?;
+    commit(set, vec![line])
 }
 
 pub fn run_fill(cmd: FillCmd, ui: &Ui) -> Result<()> {
@@ -395,7 +504,14 @@ pub fn run_fill(cmd: FillCmd, ui: &Ui) -> Result<()> {
         &cmd.sampling,
         ui,
         |audio| Task::Fill { audio, from, to },
-        |seconds| json!({ "path": cmd.input, "seconds": seconds, "from": from, "to": to }),
+        |seconds| {
+            json!({
+                "path": cmd.input.to_string_lossy(),
+                "seconds": seconds,
+                "from": json_f32(from),
+                "to": json_f32(to),
+            })
+        },
     )
 }
 
@@ -407,7 +523,7 @@ pub fn run_continue(cmd: ContinueCmd, ui: &Ui) -> Result<()> {
         &cmd.sampling,
         ui,
         |audio| Task::Continue { audio, seconds },
-        |s| json!({ "path": cmd.input, "seconds": s }),
+        |s| json!({ "path": cmd.input.to_string_lossy(), "seconds": s }),
     )
 }
 
@@ -421,5 +537,41 @@ mod tests {
         assert_eq!(variation_path(p, 1, 1), PathBuf::from("out/bossa.wav"));
         assert_eq!(variation_path(p, 2, 3), PathBuf::from("out/bossa-2.wav"));
         assert_eq!(sibling(p, "json"), PathBuf::from("out/bossa.json"));
+    }
+
+    /// Regression: a stem that is not UTF-8 was replaced by "out".
+    #[cfg(unix)]
+    #[test]
+    fn variations_of_a_non_utf8_name_keep_its_stem() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let p = Path::new("dir").join(OsStr::from_bytes(b"b\xffd.wav"));
+        let v = variation_path(&p, 2, 3);
+        assert_eq!(v.parent(), Some(Path::new("dir")));
+        assert_eq!(v.file_name().unwrap().as_bytes(), b"b\xffd-2.wav");
+    }
+
+    /// Regression: `--seed 18446744073709551615 --variations 2` wrapped to seed 0.
+    #[test]
+    fn variation_seeds_never_wrap() {
+        assert_eq!(variation_seeds(7, 3).unwrap(), vec![7, 8, 9]);
+        assert_eq!(variation_seeds(u64::MAX, 1).unwrap(), vec![u64::MAX]);
+        assert_eq!(
+            variation_seeds(u64::MAX - 1, 2).unwrap(),
+            vec![u64::MAX - 1, u64::MAX]
+        );
+        let err = variation_seeds(u64::MAX, 2).unwrap_err().to_string();
+        assert!(err.contains("--seed 18446744073709551615"), "{err}");
+    }
+
+    /// Regression: f32 settings were written to sidecars as f64 noise (5.900000095367432).
+    #[test]
+    fn f32_settings_are_written_as_given() {
+        assert_eq!(json_f32(5.9), 5.9);
+        assert_eq!(json_f32(0.1), 0.1);
+        assert_eq!(json!({ "x": json_f32(5.9) }).to_string(), r#"{"x":5.9}"#);
+        assert_eq!(seconds(5.900000095367432), "5.9");
+        assert_eq!(seconds(2.0), "2");
+        assert_eq!(seconds(0.74997), "0.75");
     }
 }

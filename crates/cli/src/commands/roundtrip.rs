@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use musicdiff_common::atomic::OutputSet;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{self, GriffinLimConfig, PhaseInit};
@@ -92,14 +93,18 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
     } else {
         WavFormat::Pcm16
     };
-    audio::write_wav(&cmd.output, &out, cfg.sample_rate, format)?;
-    if let Some(png) = &cmd.png
-        && let Err(e) = image::write_png(png, &extractor.log_mel(&out), &ImageOptions::default())
-    {
-        // Leave no half of the requested output behind.
-        let _ = std::fs::remove_file(&cmd.output);
-        return Err(e.into());
+    // The WAV and its picture appear together or not at all.
+    let mut set = OutputSet::new();
+    audio::stage_wav(&mut set, &cmd.output, &out, cfg.sample_rate, format)?;
+    if let Some(png) = &cmd.png {
+        image::stage_png(
+            &mut set,
+            png,
+            &extractor.log_mel(&out),
+            &ImageOptions::default(),
+        )?;
     }
+    set.commit()?;
     let t_write = t.elapsed().as_secs_f64();
     let t_total = total.elapsed().as_secs_f64();
 

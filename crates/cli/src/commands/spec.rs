@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use musicdiff_common::atomic::OutputSet;
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::image::{self, ImageOptions};
 use musicdiff_dsp::npy;
@@ -36,20 +37,17 @@ pub fn run(cmd: SpecCmd, ui: &Ui) -> anyhow::Result<()> {
     super::warn_empty_filters(&extractor, ui);
     let loaded = super::load(&cmd.input, extractor.config().sample_rate, ui)?;
     let log_mel = extractor.log_mel(&loaded.mono);
-    if let Some(npy_path) = &cmd.npy {
-        npy::write_f32_matrix(npy_path, &log_mel)?;
-    }
     let opts = ImageOptions {
         colormap: cmd.colormap.into(),
         ..Default::default()
     };
-    if let Err(e) = image::write_png(&cmd.output, &log_mel, &opts) {
-        // Leave no half of the requested output behind.
-        if let Some(npy_path) = &cmd.npy {
-            let _ = std::fs::remove_file(npy_path);
-        }
-        return Err(e.into());
+    // Picture and matrix appear together or not at all.
+    let mut set = OutputSet::new();
+    image::stage_png(&mut set, &cmd.output, &log_mel, &opts)?;
+    if let Some(npy_path) = &cmd.npy {
+        npy::stage_f32_matrix(&mut set, npy_path, &log_mel)?;
     }
+    set.commit()?;
     ui.note(format!(
         "{}: {:.2} s -> log-mel {} x {} -> {}{}",
         cmd.input.display(),
