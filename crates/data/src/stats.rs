@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::audiofolder::{self, Listing};
+use crate::audiofolder::{self, Listing, Problem};
 use crate::error::Result;
 use crate::rng::Rng;
 
@@ -27,6 +27,8 @@ pub struct Stats {
     pub top_instruments: Vec<(String, usize)>,
     pub examples: Vec<String>,
     pub problems: usize,
+    /// The unusable rows and links not followed, with the reason.
+    pub skipped: Vec<Problem>,
 }
 
 const BUCKETS: [(f64, &str); 7] = [
@@ -62,6 +64,7 @@ pub fn compute(listing: &Listing, examples: usize, seed: u64) -> Stats {
     let mut s = Stats {
         clips: listing.records.len(),
         problems: listing.problems.len(),
+        skipped: listing.problems.clone(),
         ..Default::default()
     };
     let mut durations = Vec::new();
