@@ -366,7 +366,11 @@ mod tests {
              {\"file_name\": \"a.wav\", \"text\": \"second\"}\n",
         )
         .unwrap();
-        std::fs::write(train.join("metadata.csv"), "file_name,text\n./b.wav,again\n").unwrap();
+        std::fs::write(
+            train.join("metadata.csv"),
+            "file_name,text\n./b.wav,again\n",
+        )
+        .unwrap();
         let l = read(dir.path(), "text").unwrap();
         let captions: Vec<&str> = l.records.iter().map(|r| r.caption.as_str()).collect();
         // metadata.csv sorts first, so its b.wav row is the first one.
@@ -374,13 +378,15 @@ mod tests {
         let r = reasons(&l);
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(
-            r.iter().any(|r| r.contains("metadata.jsonl:3: a.wav: duplicate of")
-                && r.contains("metadata.jsonl:1")),
+            r.iter()
+                .any(|r| r.contains("metadata.jsonl:3: a.wav: duplicate of")
+                    && r.contains("metadata.jsonl:1")),
             "{r:?}"
         );
         assert!(
-            r.iter().any(|r| r.contains("metadata.jsonl:2: b.wav: duplicate of")
-                && r.contains("metadata.csv:2")),
+            r.iter()
+                .any(|r| r.contains("metadata.jsonl:2: b.wav: duplicate of")
+                    && r.contains("metadata.csv:2")),
             "{r:?}"
         );
     }
@@ -403,8 +409,14 @@ mod tests {
         assert_eq!(l.metadata_files.len(), 1);
         let r = reasons(&l);
         assert_eq!(r.len(), 2, "{r:?}");
-        assert!(r[0].contains("train/loop") && r[0].contains("not followed"), "{r:?}");
-        assert!(r[1].contains("train/up") && r[1].contains("not followed"), "{r:?}");
+        assert!(
+            r[0].contains("train/loop") && r[0].contains("not followed"),
+            "{r:?}"
+        );
+        assert!(
+            r[1].contains("train/up") && r[1].contains("not followed"),
+            "{r:?}"
+        );
     }
 
     #[cfg(unix)]
@@ -445,7 +457,10 @@ mod tests {
         );
         let r = reasons(&l);
         assert_eq!(r.len(), 3, "{r:?}");
-        assert!(r[0].contains("test/up") && r[0].contains("already walked"), "{r:?}");
+        assert!(
+            r[0].contains("test/up") && r[0].contains("already walked"),
+            "{r:?}"
+        );
         assert!(r[1].contains("test/metadata.jsonl:2: up/a.wav: the same audio file as"));
         assert!(r[1].contains("leak into split 'test'"), "{r:?}");
         assert!(r[2].contains("test/metadata.jsonl:3: bee.wav"), "{r:?}");

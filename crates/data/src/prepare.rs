@@ -539,19 +539,11 @@ fn prepare_shard(
     // 4. Valid frames per window and statistics of training frames, for normalisation.
     let stats = frame_statistics(&good, &windows, &mels, cfg);
     // 5. The shard file, written atomically.
-    let bytes = serialize_shard(
-        &good,
-        &windows,
-        &mels,
-        &captions,
-        &stats.valid,
-        root,
-        cfg,
-    )
-    .map_err(|e| DataError::Json {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
+    let bytes = serialize_shard(&good, &windows, &mels, &captions, &stats.valid, root, cfg)
+        .map_err(|e| DataError::Json {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
     write_atomic(&path, |w| {
         w.write_all(&bytes)
             .map_err(|e| musicdiff_dsp::DspError::output(&path, &e))

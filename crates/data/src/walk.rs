@@ -34,10 +34,7 @@ pub struct Walk {
 /// Identity of a file on disk: (device, inode) on Unix, so that hard links are one file too;
 /// the canonical path elsewhere. `None` if the file cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FileId(
-    #[cfg(unix)] (u64, u64),
-    #[cfg(not(unix))] PathBuf,
-);
+pub struct FileId(#[cfg(unix)] (u64, u64), #[cfg(not(unix))] PathBuf);
 
 /// The identity of the file at `path` (following links).
 pub fn file_id(path: &Path) -> Option<FileId> {
@@ -237,7 +234,10 @@ mod tests {
         let w = walk(&root).unwrap();
         assert_eq!(names(&root, &w.files), ["train/a.wav"]);
         assert_eq!(w.skipped.len(), 1, "{w:?}");
-        assert!(w.skipped[0].reason.contains("contains the dataset"), "{w:?}");
+        assert!(
+            w.skipped[0].reason.contains("contains the dataset"),
+            "{w:?}"
+        );
     }
 
     #[test]

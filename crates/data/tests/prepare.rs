@@ -296,7 +296,10 @@ fn prepare_refuses_a_directory_prepared_from_another_dataset() {
         err.contains("another dataset") && err.contains(&out.path().display().to_string()),
         "{err}"
     );
-    assert!(shard_bytes(out.path()) == before, "a refused run changed shards");
+    assert!(
+        shard_bytes(out.path()) == before,
+        "a refused run changed shards"
+    );
     // The same dataset through another spelling of its path is the same source.
     let again = a.path().join("train/..");
     let r = prepare::prepare(&again, out.path(), &cfg, &encoder, &|_, _| {}).unwrap();
@@ -327,7 +330,10 @@ fn prepare_redoes_shards_whose_source_changed_or_whose_file_is_damaged() {
         "{:?}",
         r.notes
     );
-    let captions = String::from_utf8_lossy(&std::fs::read(out.path().join("shard-00002.safetensors")).unwrap()).into_owned();
+    let captions = String::from_utf8_lossy(
+        &std::fs::read(out.path().join("shard-00002.safetensors")).unwrap(),
+    )
+    .into_owned();
     assert!(captions.contains("a shrill tone"), "stale shard kept");
     std::fs::write(&meta, text).unwrap();
     run();
@@ -362,7 +368,13 @@ fn prepare_redoes_shards_whose_source_changed_or_whose_file_is_damaged() {
     let r = run();
     assert_eq!(r.manifest.shards.len(), 1);
     assert!(!out.path().join("shard-00001.safetensors").exists());
-    assert!(r.notes.iter().any(|n| n.contains("shard-00002.safetensors) removed")), "{:?}", r.notes);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("shard-00002.safetensors) removed")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[cfg(unix)]
@@ -377,7 +389,22 @@ fn symlink_loops_in_a_dataset_do_not_multiply_windows() {
     let r = prepare::prepare(data.path(), out.path(), &config(), &encoder, &|_, _| {}).unwrap();
     // As without the links: 6 windows; the links are reported, not followed.
     assert_eq!(r.manifest.windows, 6);
-    let skipped: Vec<String> = r.manifest.skipped.iter().map(|(w, r)| format!("{w}: {r}")).collect();
-    assert!(skipped.iter().any(|s| s.contains("train/loop") && s.contains("not followed")), "{skipped:?}");
-    assert!(skipped.iter().any(|s| s.contains("test/up") && s.contains("not followed")), "{skipped:?}");
+    let skipped: Vec<String> = r
+        .manifest
+        .skipped
+        .iter()
+        .map(|(w, r)| format!("{w}: {r}"))
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("train/loop") && s.contains("not followed")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("test/up") && s.contains("not followed")),
+        "{skipped:?}"
+    );
 }
