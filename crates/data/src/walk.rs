@@ -32,11 +32,11 @@ pub struct Walk {
 }
 
 /// Identity of a file on disk: (device, inode) on Unix, so that hard links are one file too;
-/// the canonical path elsewhere. `None` if the file cannot be read.
+/// the canonical path elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileId(#[cfg(unix)] (u64, u64), #[cfg(not(unix))] PathBuf);
 
-/// The identity of the file at `path` (following links).
+/// The identity of the file at `path` (following links); `None` if it cannot be read.
 pub fn file_id(path: &Path) -> Option<FileId> {
     #[cfg(unix)]
     {
