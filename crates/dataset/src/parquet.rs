@@ -20,17 +20,23 @@ pub fn is_parquet_dataset(path: &Path) -> bool {
     if path.is_file() {
         return path.extension().is_some_and(|e| e == "parquet");
     }
-    parquet_files(path).is_ok_and(|f| !f.is_empty())
+    parquet_files(path).is_ok_and(|(f, _)| !f.is_empty())
 }
 
-fn parquet_files(path: &Path) -> Result<Vec<PathBuf>> {
+/// The parquet files at `path`, and the links the walk did not follow.
+fn parquet_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<musicdiff_common::walk::SkippedLink>)> {
     if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok((vec![path.to_path_buf()], Vec::new()));
     }
-    Ok(musicdiff_common::walk::files(path)?
+    let is_parquet = |p: &Path| p.extension().is_some_and(|e| e == "parquet");
+    let walk = musicdiff_common::walk::walk(path)?;
+    let files = walk.files.into_iter().filter(|p| is_parquet(p)).collect();
+    let skipped = walk
+        .skipped
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect())
+        .filter(|s| s.folder || is_parquet(&s.path))
+        .collect();
+    Ok((files, skipped))
 }
 
 /// The split a file holds, from `train-...`, `test-...`, `validation-...` names or folders.
@@ -91,12 +97,15 @@ pub fn read(
     caption_column: &str,
     work_dir: &Path,
 ) -> Result<Listing> {
-    let files = parquet_files(data)?;
+    let (files, skipped_links) = parquet_files(data)?;
     std::fs::create_dir_all(work_dir).map_err(|e| DataError::io(work_dir, e))?;
     let mut listing = Listing {
         metadata_files: files.clone(),
         ..Default::default()
     };
+    for link in skipped_links {
+        listing.report(&link.path.display().to_string(), link.reason);
+    }
     for file in files {
         let bad = |detail: String| DataError::Json {
             path: file.clone(),
@@ -160,7 +169,10 @@ pub fn read(
                 "{stem}-{i:06}.{}",
                 extension(path.as_deref(), &bytes)
             ));
-            if !out.exists() {
+            // Rewritten only if the bytes differ: a resumed run keeps the file (and its
+            // modification time, part of the shards' source fingerprint), and a changed
+            // dataset never leaves stale audio behind.
+            if std::fs::read(&out).ok().as_deref() != Some(&bytes[..]) {
                 musicdiff_common::atomic::write_atomic(&out, |w| {
                     w.write_all(&bytes)
                         .map_err(|e| musicdiff_dsp::DspError::output(&out, &e))

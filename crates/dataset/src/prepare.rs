@@ -4,6 +4,12 @@
 //! encoded once by MiniLM into token states and a sentence vector. Shards are safetensors
 //! files of a fixed group of records, written atomically with a JSON summary beside them, so
 //! an interrupted run resumes at the first missing shard and a repeated run changes nothing.
+//! Resuming checks the source: each summary records a fingerprint of its shard's inputs (audio
+//! paths, sizes and modification times, captions, splits, fields) and the shard file's size and
+//! SHA-256; a shard whose inputs changed or whose file is damaged is redone, with a note. A
+//! directory prepared from another dataset (`prepare-config.json` records its canonical path)
+//! or with other options is refused rather than overwritten: its shards may be someone's only
+//! copy of that preparation, and a different `--data` is more likely a wrong `--out`.
 //! The manifest at the end holds the configuration, the shard list, what was skipped and why,
 //! and per-mel-band normalisation statistics (mean and standard deviation over all frames of
 //! the training split), which the loader applies.
@@ -18,10 +24,11 @@ use musicdiff_text::TextEncoder;
 use rayon::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::audiofolder::{self, Problem, Record};
 use crate::error::{DataError, Result};
-use crate::schema::Split;
+use crate::schema::{self, Split};
 use musicdiff_dsp::normalise::Normaliser;
 
 /// Options of `data prepare` (the `[prepare]`-less TOML of `configs/data/*.toml`; missing
@@ -141,6 +148,16 @@ pub fn window_starts(len: usize, cfg: &PrepareConfig) -> Vec<usize> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardSummary {
     pub file: String,
+    /// Fingerprint of the shard's inputs (see [`fingerprint`]); a resumed run redoes the shard
+    /// if it changed. Empty in summaries written before it was recorded.
+    #[serde(default)]
+    pub source: String,
+    /// Size in bytes and SHA-256 (hex) of the shard file, verified before a resumed run keeps
+    /// it.
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub sha256: String,
     pub records: usize,
     pub windows: usize,
     pub train_windows: usize,
@@ -182,10 +199,47 @@ pub struct PrepareReport {
     pub shards_written: usize,
     pub shards_kept: usize,
     pub problems: Vec<Problem>,
+    /// One line per shard of an earlier run that was redone or removed, and why.
+    pub notes: Vec<String>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Fingerprint of the inputs of one shard: SHA-256 over, per record, the audio path relative
+/// to the dataset root, the audio file's size and modification time, the caption, the split
+/// and the other metadata fields. Modification times go only here, never into a shard, so
+/// shards stay byte-for-byte reproducible.
+pub fn fingerprint(records: &[Record], root: &Path) -> String {
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let meta = std::fs::metadata(&r.audio).ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos().to_string());
+            serde_json::json!({
+                "audio": relative(&r.audio, root),
+                "bytes": meta.map(|m| m.len()),
+                "modified_ns": modified,
+                "caption": r.caption,
+                "split": r.split,
+                "fields": r.fields,
+            })
+        })
+        .collect();
+    sha256_hex(
+        serde_json::to_string(&rows)
+            .expect("records serialise")
+            .as_bytes(),
+    )
 }
 
 /// One decoded, windowed record.
@@ -230,17 +284,36 @@ fn relative(path: &Path, root: &Path) -> String {
         .into_owned()
 }
 
-/// Prepares shard `index` from `records`; returns its summary.
-fn prepare_shard(
-    index: usize,
+/// One window of a decoded record: (index into the decoded records, start sample, samples).
+type Window<'a> = (usize, usize, &'a Vec<f32>);
+
+/// Encoded captions of a shard's records.
+struct Captions {
+    /// Token states `[R, L, D]`, mask `[R, L]` (0/1), sentence vectors `[R, D]`.
+    tokens: Vec<f32>,
+    mask: Vec<u8>,
+    sentence: Vec<f32>,
+    truncated: usize,
+    len: usize,
+    dim: usize,
+}
+
+/// Per-window valid frames and the training split's per-band statistics.
+struct FrameStats {
+    valid: Vec<i32>,
+    train_windows: usize,
+    mel_sum: Vec<f64>,
+    mel_sum_sq: Vec<f64>,
+    mel_frames: u64,
+}
+
+/// Step 1: decodes `records` in parallel; returns the usable ones and `(audio, reason)` for
+/// the others.
+fn decode_records(
     records: &[Record],
     root: &Path,
-    out: &Path,
     cfg: &PrepareConfig,
-    extractor: &LogMelExtractor,
-    encoder: &TextEncoder,
-) -> Result<ShardSummary> {
-    let file = format!("shard-{index:05}.safetensors");
+) -> (Vec<Decoded>, Vec<(String, String)>) {
     let decoded: Vec<std::result::Result<Decoded, String>> =
         records.par_iter().map(|r| decode(r, cfg)).collect();
     let mut skipped = Vec::new();
@@ -251,82 +324,126 @@ fn prepare_shard(
             Err(why) => skipped.push((relative(&r.audio, root), why)),
         }
     }
-    let frames = cfg.window_frames();
-    let n_mels = cfg.n_mels;
-    // 1. Log-mels of every window: [N, n_mels, frames].
-    let windows: Vec<(usize, usize, &Vec<f32>)> = good
+    (good, skipped)
+}
+
+/// Step 2: every window in record order, and its log-mel `[n_mels, frames]`.
+fn window_mels<'a>(
+    good: &'a [Decoded],
+    extractor: &LogMelExtractor,
+) -> (Vec<Window<'a>>, Vec<Vec<f32>>) {
+    let windows: Vec<Window<'a>> = good
         .iter()
         .enumerate()
         .flat_map(|(ri, d)| d.windows.iter().map(move |(s, w)| (ri, *s, w)))
         .collect();
-    let mels: Vec<Vec<f32>> = windows
+    let mels = windows
         .par_iter()
         .map(|(_, _, w)| extractor.log_mel(w).into_vec())
         .collect();
-    // 2. Captions, once per record: token states [R, L, D], mask [R, L], sentence [R, D].
-    let captions: Vec<&str> = good.iter().map(|d| d.record.caption.as_str()).collect();
-    let (tokens, mask, sentence, truncated, l, dim) = if captions.is_empty() {
-        (Vec::new(), Vec::new(), Vec::new(), 0, 0, encoder.dim())
-    } else {
-        let enc = encoder.encode(&captions).map_err(|e| DataError::Tool {
-            tool: "text encoder",
-            input: file.clone(),
-            detail: e.to_string(),
-        })?;
-        let [_, l, d] = enc.tokens.dims();
-        let tensor_err = |e: String| DataError::Tool {
-            tool: "text encoder",
-            input: file.clone(),
-            detail: e,
-        };
-        let t: Vec<f32> = enc
-            .tokens
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .map_err(|e| tensor_err(format!("{e:?}")))?;
-        let m: Vec<u8> = enc
-            .mask
-            .into_data()
-            .try_into_vec::<bool>()
-            .map_err(|e| tensor_err(format!("{e:?}")))?
-            .into_iter()
-            .map(u8::from)
-            .collect();
-        let s: Vec<f32> = enc
-            .sentence
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .map_err(|e| tensor_err(format!("{e:?}")))?;
-        (t, m, s, enc.truncated.len(), l, d)
-    };
+    (windows, mels)
+}
 
-    // 3. Statistics of training frames, for normalisation.
-    let mut mel_sum = vec![0.0f64; n_mels];
-    let mut mel_sum_sq = vec![0.0f64; n_mels];
-    let mut mel_frames = 0u64;
-    let mut valid = Vec::with_capacity(windows.len());
-    let mut train_windows = 0;
-    for ((ri, start, _), mel) in windows.iter().zip(&mels) {
+/// Step 3: MiniLM token states, mask and sentence vector of each record's caption.
+fn encode_captions(good: &[Decoded], encoder: &TextEncoder, file: &str) -> Result<Captions> {
+    let captions: Vec<&str> = good.iter().map(|d| d.record.caption.as_str()).collect();
+    if captions.is_empty() {
+        return Ok(Captions {
+            tokens: Vec::new(),
+            mask: Vec::new(),
+            sentence: Vec::new(),
+            truncated: 0,
+            len: 0,
+            dim: encoder.dim(),
+        });
+    }
+    let tensor_err = |e: String| DataError::Tool {
+        tool: "text encoder",
+        input: file.to_string(),
+        detail: e,
+    };
+    let enc = encoder
+        .encode(&captions)
+        .map_err(|e| tensor_err(e.to_string()))?;
+    let [_, len, dim] = enc.tokens.dims();
+    let tokens: Vec<f32> = enc
+        .tokens
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .map_err(|e| tensor_err(format!("{e:?}")))?;
+    let mask: Vec<u8> = enc
+        .mask
+        .into_data()
+        .try_into_vec::<bool>()
+        .map_err(|e| tensor_err(format!("{e:?}")))?
+        .into_iter()
+        .map(u8::from)
+        .collect();
+    let sentence: Vec<f32> = enc
+        .sentence
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .map_err(|e| tensor_err(format!("{e:?}")))?;
+    Ok(Captions {
+        tokens,
+        mask,
+        sentence,
+        truncated: enc.truncated.len(),
+        len,
+        dim,
+    })
+}
+
+/// Step 4: the frames of each window that hold audio (the rest is padding), and the sum, sum
+/// of squares and count of the training split's valid frames per mel band.
+fn frame_statistics(
+    good: &[Decoded],
+    windows: &[Window],
+    mels: &[Vec<f32>],
+    cfg: &PrepareConfig,
+) -> FrameStats {
+    let (frames, n_mels) = (cfg.window_frames(), cfg.n_mels);
+    let mut st = FrameStats {
+        valid: Vec::with_capacity(windows.len()),
+        train_windows: 0,
+        mel_sum: vec![0.0f64; n_mels],
+        mel_sum_sq: vec![0.0f64; n_mels],
+        mel_frames: 0,
+    };
+    for ((ri, start, _), mel) in windows.iter().zip(mels) {
         let d = &good[*ri];
         let left = (d.seconds_total * cfg.sample_rate as f64) as usize - start;
         let v = (left.min(cfg.window_samples()) / cfg.hop_length + 1).min(frames);
-        valid.push(v as i32);
+        st.valid.push(v as i32);
         if Split::Train.holds(d.record.split.as_deref()) {
-            train_windows += 1;
+            st.train_windows += 1;
             for m in 0..n_mels {
                 for &x in &mel[m * frames..m * frames + v] {
-                    mel_sum[m] += x as f64;
-                    mel_sum_sq[m] += (x as f64) * (x as f64);
+                    st.mel_sum[m] += x as f64;
+                    st.mel_sum_sq[m] += (x as f64) * (x as f64);
                 }
             }
-            mel_frames += v as u64;
+            st.mel_frames += v as u64;
         }
     }
+    st
+}
 
-    // 4. The shard file.
-    let n = windows.len();
+/// Step 5: the safetensors bytes of the shard: the tensors and one metadata entry with the
+/// records.
+fn serialize_shard(
+    good: &[Decoded],
+    windows: &[Window],
+    mels: &[Vec<f32>],
+    captions: &Captions,
+    valid: &[i32],
+    root: &Path,
+    cfg: &PrepareConfig,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    let (n, r) = (windows.len(), good.len());
+    let (frames, n_mels) = (cfg.window_frames(), cfg.n_mels);
     let mel_flat: Vec<f32> = mels.concat();
     let record_of: Vec<i32> = windows.iter().map(|(ri, _, _)| *ri as i32).collect();
     let start_s: Vec<f32> = windows
@@ -337,39 +454,55 @@ fn prepare_shard(
         .iter()
         .map(|(ri, _, _)| good[*ri].seconds_total as f32)
         .collect();
+    let (l, dim) = (captions.len, captions.dim);
     let buffers: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
         (
-            "mel",
+            schema::MEL,
             Dtype::F32,
             vec![n, n_mels, frames],
             f32_bytes(&mel_flat),
         ),
         (
-            "valid_frames",
+            schema::VALID_FRAMES,
             Dtype::I32,
             vec![n],
             valid.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
         (
-            "window_record",
+            schema::WINDOW_RECORD,
             Dtype::I32,
             vec![n],
             record_of.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
-        ("seconds_start", Dtype::F32, vec![n], f32_bytes(&start_s)),
-        ("seconds_total", Dtype::F32, vec![n], f32_bytes(&total_s)),
         (
-            "text_tokens",
+            schema::SECONDS_START,
             Dtype::F32,
-            vec![good.len(), l, dim],
-            f32_bytes(&tokens),
+            vec![n],
+            f32_bytes(&start_s),
         ),
-        ("text_mask", Dtype::U8, vec![good.len(), l], mask),
         (
-            "text_sentence",
+            schema::SECONDS_TOTAL,
             Dtype::F32,
-            vec![good.len(), dim],
-            f32_bytes(&sentence),
+            vec![n],
+            f32_bytes(&total_s),
+        ),
+        (
+            schema::TEXT_TOKENS,
+            Dtype::F32,
+            vec![r, l, dim],
+            f32_bytes(&captions.tokens),
+        ),
+        (
+            schema::TEXT_MASK,
+            Dtype::U8,
+            vec![r, l],
+            captions.mask.clone(),
+        ),
+        (
+            schema::TEXT_SENTENCE,
+            Dtype::F32,
+            vec![r, dim],
+            f32_bytes(&captions.sentence),
         ),
     ];
     let views: Vec<(&str, TensorView)> = buffers
@@ -395,35 +528,79 @@ fn prepare_shard(
     // One metadata entry only: safetensors keeps metadata in a HashMap, and a single key
     // keeps the file byte-for-byte reproducible.
     let meta = HashMap::from([(
-        "records".to_string(),
+        schema::RECORDS.to_string(),
         serde_json::to_string(&records_json).expect("records serialise"),
     )]);
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| DataError::Json {
-        path: out.join(&file),
-        detail: e.to_string(),
-    })?;
+    safetensors::serialize(views, Some(meta))
+}
+
+/// The inputs of one shard.
+struct ShardInput<'a> {
+    index: usize,
+    records: &'a [Record],
+    /// Their [`fingerprint`].
+    source: String,
+}
+
+/// Prepares one shard: writes the shard file and its summary beside it; returns the summary.
+fn prepare_shard(
+    input: &ShardInput,
+    root: &Path,
+    out: &Path,
+    cfg: &PrepareConfig,
+    extractor: &LogMelExtractor,
+    encoder: &TextEncoder,
+) -> Result<ShardSummary> {
+    let file = shard_file(input.index);
     let path = out.join(&file);
+    // 1. Decode each record's audio at the target rate and cut it into windows; records that
+    //    do not decode, are silent or too short are skipped with the reason.
+    let (good, skipped) = decode_records(input.records, root, cfg);
+    // 2. Log-mels of every window: [N, n_mels, frames].
+    let (windows, mels) = window_mels(&good, extractor);
+    // 3. Captions, once per record: token states [R, L, D], mask [R, L], sentence [R, D].
+    let captions = encode_captions(&good, encoder, &file)?;
+    // 4. Valid frames per window and statistics of training frames, for normalisation.
+    let stats = frame_statistics(&good, &windows, &mels, cfg);
+    // 5. The shard file, written atomically.
+    let bytes = serialize_shard(&good, &windows, &mels, &captions, &stats.valid, root, cfg)
+        .map_err(|e| DataError::Json {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
     write_atomic(&path, |w| {
         w.write_all(&bytes)
             .map_err(|e| musicdiff_dsp::DspError::output(&path, &e))
     })?;
+    // 6. Its summary, with the source fingerprint and the file's size and hash for resuming.
     let summary = ShardSummary {
         file,
+        source: input.source.clone(),
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
         records: good.len(),
-        windows: n,
-        train_windows,
+        windows: windows.len(),
+        train_windows: stats.train_windows,
         // fold, not sum: an empty float sum is -0.0.
-        seconds: valid.iter().fold(0.0, |acc, v| {
+        seconds: stats.valid.iter().fold(0.0, |acc, v| {
             acc + (*v as f64 - 1.0) * cfg.hop_length as f64 / cfg.sample_rate as f64
         }),
         skipped,
-        truncated_captions: truncated,
-        mel_sum,
-        mel_sum_sq,
-        mel_frames,
+        truncated_captions: captions.truncated,
+        mel_sum: stats.mel_sum,
+        mel_sum_sq: stats.mel_sum_sq,
+        mel_frames: stats.mel_frames,
     };
-    write_json(&out.join(format!("shard-{index:05}.json")), &summary)?;
+    write_json(&out.join(summary_file(input.index)), &summary)?;
     Ok(summary)
+}
+
+fn shard_file(index: usize) -> String {
+    format!("shard-{index:05}.safetensors")
+}
+
+fn summary_file(index: usize) -> String {
+    format!("shard-{index:05}.json")
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -435,17 +612,126 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     Ok(())
 }
 
-/// A finished shard from an earlier run with the same configuration.
-fn finished(out: &Path, index: usize) -> Option<ShardSummary> {
-    let summary: ShardSummary = serde_json::from_str(
-        &std::fs::read_to_string(out.join(format!("shard-{index:05}.json"))).ok()?,
-    )
-    .ok()?;
-    out.join(&summary.file).exists().then_some(summary)
+/// What a resumed run does with shard `index` of an earlier run.
+enum Resume {
+    /// Not started (no summary): prepare it.
+    Missing,
+    /// Finished, same source, file intact: keep it.
+    Keep(ShardSummary),
+    /// Finished but stale or damaged: prepare it again, for this reason.
+    Redo(String),
+}
+
+/// Checks shard `index` of an earlier run against the fingerprint `source` of its inputs now,
+/// and its file against the size and SHA-256 its summary recorded.
+fn resume(out: &Path, index: usize, source: &str) -> Resume {
+    let json = summary_file(index);
+    let text = match std::fs::read_to_string(out.join(&json)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Resume::Missing,
+        Err(e) => return Resume::Redo(format!("{json} is unreadable ({e})")),
+    };
+    let summary: ShardSummary = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => return Resume::Redo(format!("{json} is unreadable ({e})")),
+    };
+    let file = shard_file(index);
+    if summary.file != file {
+        return Resume::Redo(format!("{json} names {} instead of {file}", summary.file));
+    }
+    if summary.source.is_empty() {
+        return Resume::Redo("its summary records no source fingerprint (older version)".into());
+    }
+    if summary.source != source {
+        return Resume::Redo(
+            "its source changed (audio files, captions or metadata of its records)".into(),
+        );
+    }
+    let bytes = match std::fs::read(out.join(&file)) {
+        Ok(b) => b,
+        Err(e) => return Resume::Redo(format!("{file} is unreadable ({e})")),
+    };
+    if bytes.len() as u64 != summary.bytes {
+        return Resume::Redo(format!(
+            "{file} is damaged ({} bytes, {} recorded)",
+            bytes.len(),
+            summary.bytes
+        ));
+    }
+    if sha256_hex(&bytes) != summary.sha256 {
+        return Resume::Redo(format!(
+            "{file} is damaged (its SHA-256 differs from the one recorded)"
+        ));
+    }
+    Resume::Keep(summary)
+}
+
+/// What `prepare-config.json` records: the options and the dataset a directory was prepared
+/// with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prepared {
+    /// Canonical path of the dataset.
+    source: String,
+    config: PrepareConfig,
+}
+
+/// Refuses an output directory prepared from another dataset or with other options (its
+/// shards would be mixed with incompatible ones); returns what to record for this run.
+fn check_directory(out: &Path, data: &Path, cfg: &PrepareConfig) -> Result<Prepared> {
+    let source = std::fs::canonicalize(data).map_err(|e| DataError::io(data, e))?;
+    let now = Prepared {
+        source: source.display().to_string(),
+        config: cfg.clone(),
+    };
+    let path = out.join("prepare-config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(now);
+    };
+    let bad_json = |e: serde_json::Error| DataError::Json {
+        path: path.clone(),
+        detail: e.to_string(),
+    };
+    // Directories prepared before the source was recorded hold the bare options; their shards
+    // have no source fingerprint either, so all of them are redone.
+    let (old_source, old_config) = match serde_json::from_str::<Prepared>(&text) {
+        Ok(p) => (Some(p.source), p.config),
+        Err(e) => (
+            None,
+            serde_json::from_str::<PrepareConfig>(&text).map_err(|_| bad_json(e))?,
+        ),
+    };
+    if &old_config != cfg {
+        return Err(DataError::Invalid {
+            name: "out",
+            reason: format!(
+                "{} holds shards prepared with other options; use a new directory",
+                out.display()
+            ),
+        });
+    }
+    if let Some(old) = old_source.filter(|old| *old != now.source) {
+        return Err(DataError::Invalid {
+            name: "out",
+            reason: format!(
+                "{} holds shards prepared from another dataset ({old}, not {}); use a new \
+                 directory",
+                out.display(),
+                now.source
+            ),
+        });
+    }
+    Ok(now)
 }
 
 /// Prepares the AudioFolder at `data` into shards under `out`. `progress(done, total)` counts
 /// shards.
+///
+/// Resuming: a directory prepared from another dataset (by canonical path) or with other
+/// options is refused. Otherwise each shard of an earlier run is kept only if the fingerprint
+/// of its inputs is unchanged and its file has the size and SHA-256 its summary recorded;
+/// stale or damaged shards are redone and said so in [`PrepareReport::notes`], as are shards
+/// left over from a larger earlier listing, which are removed.
 pub fn prepare(
     data: &Path,
     out: &Path,
@@ -454,6 +740,7 @@ pub fn prepare(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<PrepareReport> {
     cfg.validate()?;
+    let prepared = check_directory(out, data, cfg)?;
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     let listing = if crate::parquet::is_parquet_dataset(data) {
         crate::parquet::read(
@@ -466,44 +753,63 @@ pub fn prepare(
         audiofolder::read(data, &cfg.caption_column)?
     };
     let root = std::path::absolute(data).map_err(|e| DataError::io(data, e))?;
-    // A different configuration in the same directory would mix incompatible shards.
-    let config_path = out.join("prepare-config.json");
-    match std::fs::read_to_string(&config_path) {
-        Ok(text) => {
-            let old: PrepareConfig = serde_json::from_str(&text).map_err(|e| DataError::Json {
-                path: config_path.clone(),
-                detail: e.to_string(),
-            })?;
-            if &old != cfg {
-                return Err(DataError::Invalid {
-                    name: "out",
-                    reason: format!(
-                        "{} holds shards prepared with other options; use a new directory",
-                        out.display()
-                    ),
-                });
-            }
-        }
-        Err(_) => write_json(&config_path, cfg)?,
-    }
+    write_json(&out.join("prepare-config.json"), &prepared)?;
     let extractor = LogMelExtractor::new(cfg.spectrogram())?;
-    let chunks: Vec<&[Record]> = listing.records.chunks(cfg.records_per_shard).collect();
-    let total = chunks.len();
+    let inputs: Vec<ShardInput> = listing
+        .records
+        .chunks(cfg.records_per_shard)
+        .enumerate()
+        .map(|(index, records)| ShardInput {
+            index,
+            records,
+            source: fingerprint(records, &root),
+        })
+        .collect();
+    let total = inputs.len();
     let mut shards = Vec::with_capacity(total);
     let (mut written, mut kept) = (0, 0);
-    for (i, chunk) in chunks.iter().enumerate() {
-        let summary = match finished(out, i) {
-            Some(s) => {
+    let mut notes = Vec::new();
+    let manifest_path = out.join("manifest.json");
+    for input in &inputs {
+        let i = input.index;
+        let summary = match resume(out, i, &input.source) {
+            Resume::Keep(s) => {
                 kept += 1;
                 s
             }
-            None => {
+            other => {
+                if let Resume::Redo(why) = other {
+                    notes.push(format!("shard {i} ({}) redone: {why}", shard_file(i)));
+                }
+                // Until the new manifest is written, the directory must not look finished.
+                if manifest_path.exists() {
+                    std::fs::remove_file(&manifest_path)
+                        .map_err(|e| DataError::io(&manifest_path, e))?;
+                }
                 written += 1;
-                prepare_shard(i, chunk, &root, out, cfg, &extractor, encoder)?
+                prepare_shard(input, &root, out, cfg, &extractor, encoder)?
             }
         };
         shards.push(summary);
         progress(i + 1, total);
+    }
+    // Shards of an earlier, larger listing.
+    for i in total.. {
+        let stale: Vec<_> = [summary_file(i), shard_file(i)]
+            .into_iter()
+            .map(|f| out.join(f))
+            .filter(|p| p.exists())
+            .collect();
+        if stale.is_empty() {
+            break;
+        }
+        for p in stale {
+            std::fs::remove_file(&p).map_err(|e| DataError::io(&p, e))?;
+        }
+        notes.push(format!(
+            "shard {i} ({}) removed: the dataset has fewer records now",
+            shard_file(i)
+        ));
     }
     let n_mels = cfg.n_mels;
     let frames: u64 = shards.iter().map(|s| s.mel_frames).sum();
@@ -536,12 +842,13 @@ pub fn prepare(
         mel_mean: mean,
         mel_std: std,
     };
-    write_json(&out.join("manifest.json"), &manifest)?;
+    write_json(&manifest_path, &manifest)?;
     Ok(PrepareReport {
         manifest,
         shards_written: written,
         shards_kept: kept,
         problems: listing.problems,
+        notes,
     })
 }
 

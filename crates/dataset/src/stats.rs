@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::audiofolder::{self, Listing};
+use crate::audiofolder::{self, Listing, Problem};
 use crate::error::Result;
 use musicdiff_common::Rng;
 
@@ -27,6 +27,8 @@ pub struct Stats {
     pub top_instruments: Vec<(String, usize)>,
     pub examples: Vec<String>,
     pub problems: usize,
+    /// The unusable rows and links not followed, with the reason.
+    pub skipped: Vec<Problem>,
 }
 
 const BUCKETS: [(f64, &str); 7] = [
@@ -62,6 +64,7 @@ pub fn compute(listing: &Listing, examples: usize, seed: u64) -> Stats {
     let mut s = Stats {
         clips: listing.records.len(),
         problems: listing.problems.len(),
+        skipped: listing.problems.clone(),
         ..Default::default()
     };
     let mut durations = Vec::new();
@@ -143,4 +146,36 @@ pub fn of_dataset(
     }
     let listing = audiofolder::read(root, caption_column)?;
     Ok(compute(&listing, examples, 0))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_loops_do_not_hang_or_inflate_stats() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("train");
+        std::fs::create_dir_all(&train).unwrap();
+        std::fs::write(train.join("a.wav"), b"x").unwrap();
+        std::fs::write(train.join("b.wav"), b"x").unwrap();
+        std::fs::write(
+            train.join("metadata.jsonl"),
+            "{\"file_name\": \"a.wav\", \"caption\": \"a\"}\n\
+             {\"file_name\": \"b.wav\", \"caption\": \"b\", \"duration\": 3}\n",
+        )
+        .unwrap();
+        // With two loops the old walker never returned; with one it counted clips many times.
+        std::os::unix::fs::symlink(".", train.join("loop")).unwrap();
+        std::os::unix::fs::symlink("..", train.join("up")).unwrap();
+        let s = of_dataset(dir.path(), "caption", "audio", 2).unwrap();
+        assert_eq!(s.clips, 2);
+        assert_eq!(s.per_split["train"], 2);
+        assert_eq!(s.problems, 2);
+        assert!(
+            s.skipped.iter().all(|p| p.reason.contains("not followed")),
+            "{:?}",
+            s.skipped
+        );
+    }
 }

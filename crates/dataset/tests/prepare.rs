@@ -264,3 +264,147 @@ fn loader_serves_every_window_once_in_a_seeded_order_with_bounded_memory() {
     }
     assert!(b.artists.iter().all(Option::is_none));
 }
+
+fn encoder() -> TextEncoder {
+    TextEncoder::load(
+        &assets::minilm().expect("run scripts/fetch-assets.sh"),
+        &Device::flex(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn prepare_refuses_a_directory_prepared_from_another_dataset() {
+    let encoder = encoder();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    dataset(a.path());
+    dataset(b.path());
+    std::fs::write(
+        b.path().join("test/metadata.csv"),
+        "file_name,caption\nd.wav,another dataset's tone\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = config();
+    prepare::prepare(a.path(), out.path(), &cfg, &encoder, &|_, _| {}).unwrap();
+    let before = shard_bytes(out.path());
+    // Used to print "0 written, 3 kept" and keep A's shards under B's manifest.
+    let err = prepare::prepare(b.path(), out.path(), &cfg, &encoder, &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another dataset") && err.contains(&out.path().display().to_string()),
+        "{err}"
+    );
+    assert!(
+        shard_bytes(out.path()) == before,
+        "a refused run changed shards"
+    );
+    // The same dataset through another spelling of its path is the same source.
+    let again = a.path().join("train/..");
+    let r = prepare::prepare(&again, out.path(), &cfg, &encoder, &|_, _| {}).unwrap();
+    assert_eq!((r.shards_written, r.shards_kept), (0, 3));
+}
+
+#[test]
+fn prepare_redoes_shards_whose_source_changed_or_whose_file_is_damaged() {
+    let encoder = encoder();
+    let data = tempfile::tempdir().unwrap();
+    dataset(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let cfg = config();
+    let run = || prepare::prepare(data.path(), out.path(), &cfg, &encoder, &|_, _| {}).unwrap();
+    run();
+    let original = shard_bytes(out.path());
+
+    // Records in order d (test), a, b, broken, quiet, c: shards [d, a], [b, broken],
+    // [quiet, c]. An edited caption of c redoes the last shard only.
+    let meta = data.path().join("train/metadata.jsonl");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, text.replace("a high tone", "a shrill tone")).unwrap();
+    let r = run();
+    assert_eq!((r.shards_written, r.shards_kept), (1, 2), "{:?}", r.notes);
+    assert_eq!(r.notes.len(), 1);
+    assert!(
+        r.notes[0].contains("shard-00002.safetensors") && r.notes[0].contains("source changed"),
+        "{:?}",
+        r.notes
+    );
+    let captions = String::from_utf8_lossy(
+        &std::fs::read(out.path().join("shard-00002.safetensors")).unwrap(),
+    )
+    .into_owned();
+    assert!(captions.contains("a shrill tone"), "stale shard kept");
+    std::fs::write(&meta, text).unwrap();
+    run();
+    assert!(shard_bytes(out.path()) == original);
+
+    // A truncated shard, and one with a flipped byte, are redone, identically.
+    let shard1 = out.path().join("shard-00001.safetensors");
+    let bytes = std::fs::read(&shard1).unwrap();
+    std::fs::write(&shard1, &bytes[..bytes.len() / 2]).unwrap();
+    let r = run();
+    assert_eq!((r.shards_written, r.shards_kept), (1, 2), "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("shard-00001.safetensors is damaged"),
+        "{:?}",
+        r.notes
+    );
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    std::fs::write(&shard1, &flipped).unwrap();
+    let r = run();
+    assert_eq!((r.shards_written, r.shards_kept), (1, 2), "{:?}", r.notes);
+    assert!(r.notes[0].contains("SHA-256"), "{:?}", r.notes);
+    assert!(shard_bytes(out.path()) == original, "redone shards differ");
+
+    // A dataset with fewer records now: the shards past its end are removed.
+    std::fs::write(
+        &meta,
+        r#"{"file_name": "a.wav", "caption": "a low tone", "genre": "test"}"#,
+    )
+    .unwrap();
+    let r = run();
+    assert_eq!(r.manifest.shards.len(), 1);
+    assert!(!out.path().join("shard-00001.safetensors").exists());
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("shard-00002.safetensors) removed")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_in_a_dataset_do_not_multiply_windows() {
+    let encoder = encoder();
+    let data = tempfile::tempdir().unwrap();
+    dataset(data.path());
+    std::os::unix::fs::symlink(".", data.path().join("train/loop")).unwrap();
+    std::os::unix::fs::symlink("../train", data.path().join("test/up")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = prepare::prepare(data.path(), out.path(), &config(), &encoder, &|_, _| {}).unwrap();
+    // As without the links: 6 windows; the links are reported, not followed.
+    assert_eq!(r.manifest.windows, 6);
+    let skipped: Vec<String> = r
+        .manifest
+        .skipped
+        .iter()
+        .map(|(w, r)| format!("{w}: {r}"))
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("train/loop") && s.contains("not followed")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("test/up") && s.contains("not followed")),
+        "{skipped:?}"
+    );
+}

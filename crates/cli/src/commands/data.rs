@@ -100,6 +100,9 @@ fn run_prepare(args: PrepareArgs, ui: &Ui) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     let m = &report.manifest;
+    for line in &report.notes {
+        ui.note(line.clone());
+    }
     for (what, why) in m.skipped.iter().take(20) {
         ui.note(format!("skipped {what}: {why}"));
     }
@@ -138,6 +141,12 @@ fn show_stats(args: StatsArgs, ui: &Ui) -> anyhow::Result<()> {
         args.examples,
     )?;
     sp.finish_and_clear();
+    for p in s.skipped.iter().take(20) {
+        ui.note(format!("skipped {}: {}", p.location, p.reason));
+    }
+    if s.skipped.len() > 20 {
+        ui.note(format!("... and {} more skipped", s.skipped.len() - 20));
+    }
     let splits: Vec<String> = s
         .per_split
         .iter()
