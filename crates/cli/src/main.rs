@@ -116,13 +116,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 musicdiff_train::TrainError::Config { .. }
                 | musicdiff_train::TrainError::Checkpoint { .. }
                 | musicdiff_train::TrainError::Data { .. }
+                | musicdiff_train::TrainError::RunInUse { .. }
+                | musicdiff_train::TrainError::Exists { .. }
                 | musicdiff_train::TrainError::Model(_)
                 | musicdiff_train::TrainError::Dataset(_)
                 | musicdiff_train::TrainError::Text(_),
             ) => 2,
             Some(musicdiff_train::TrainError::Pipeline(e)) if e.is_bad_input() => 2,
-            Some(musicdiff_train::TrainError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
+            Some(musicdiff_train::TrainError::Io { cause, .. })
+                if cause.kind() == std::io::ErrorKind::NotFound =>
             {
                 2
             }

@@ -17,6 +17,14 @@ pub enum TrainError {
     /// The prepared data cannot feed this model.
     #[error("data {path}: {detail}")]
     Data { path: PathBuf, detail: String },
+    /// Another training process holds the run directory's lock.
+    #[error(
+        "run directory {path} is in use by another `musicdiff train` (pid {pid}, lock file {path}/lock); wait for it to finish or stop it"
+    )]
+    RunInUse { path: PathBuf, pid: String },
+    /// An output that exists and would be replaced without `--force`.
+    #[error("{path} already exists; pass --force to replace it")]
+    Exists { path: PathBuf },
     #[error(transparent)]
     Model(#[from] musicdiff_model::ModelError),
     #[error(transparent)]
@@ -27,18 +35,40 @@ pub enum TrainError {
     Dsp(#[from] musicdiff_dsp::DspError),
     #[error(transparent)]
     Pipeline(#[from] musicdiff_pipeline::PipelineError),
-    #[error("{path}: {source}")]
+    /// A file or directory that could not be read or written.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Carried in the message rather than as a `source()`, so that printing the error
+        /// chain does not repeat it.
+        cause: std::io::Error,
     },
 }
 
 impl TrainError {
-    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrainError;
+
+    #[test]
+    fn an_io_error_prints_the_os_message_once() {
+        let cause = std::io::Error::new(std::io::ErrorKind::NotFound, "no such widget");
+        let e = TrainError::io(std::path::Path::new("/runs/a/metrics.jsonl"), cause);
+        // The message carries the OS error; the error chain must not carry it a second time
+        // (anyhow's `{:#}` prints the message, then every `source()`).
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(
+            e.to_string(),
+            "/runs/a/metrics.jsonl: no such widget",
+            "{e}"
+        );
     }
 }
