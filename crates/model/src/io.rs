@@ -183,7 +183,7 @@ pub fn canonical(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
         .collect::<std::result::Result<_, _>>()?;
     let mut json = serde_json::to_string(&ordered).expect("serialisable");
     // Data starts 8-byte aligned, as the safetensors writer pads it.
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(' ');
     }
     let mut out = Vec::with_capacity(bytes.len() + 8);

@@ -744,7 +744,7 @@ fn periodic(
 ) -> Result<()> {
     let r = &opts.config.run;
     let step = run.state.step;
-    let due = |every: u64| every > 0 && step % every == 0;
+    let due = |every: u64| every > 0 && step.is_multiple_of(every);
     if due(r.log_every) {
         let (loss, norm, n, samples) = p.interval;
         let sps = samples as f64 / p.interval_clock.elapsed().as_secs_f64().max(1e-9);
