@@ -1,207 +1,65 @@
 """Training-speed benchmark (not a test): musicdiff's DiT in burn against the same architecture
-in PyTorch on CPU, in one run, on the same machine and thread count.
+in PyTorch on CPU (bench/dit_torch.py), in one run, on the same machine and thread count.
 
 Run through scripts/bench-train.sh, which builds the Rust side
 (crates/train/examples/bench_train.rs). Both peers read the same training config, build the
-same network (shapes, parameter count checked equal), and time on synthetic batches:
+same network and time on synthetic batches:
   train_step  forward + masked v-loss + backward + AdamW (global-norm clipping) + EMA update
   forward_b2  one inference forward at batch 2 (a classifier-free-guidance sampling step)
-The PyTorch model mirrors crates/model/src/{dit,cond,position}.rs: adaLN-zero DiT blocks with
-self-attention (RoPE + sinusoidal absolute positions), cross-attention to
-[START, text, genre, artist, start, total], exact-erf GELU MLP, pooled text in adaLN.
+
+Parity: bench/dit_params.json holds musicdiff's parameter table (names, shapes, count) for the
+shipped configs, written and checked by the Rust test
+`the_benchmark_parameter_table_matches_the_model` (crates/train/tests/train.rs). Every run
+compares the Rust binary's parameter count and the PyTorch model's table against it, so a model
+change that the peer lacks is named tensor by tensor instead of timed wrongly.
+
+--check: one step, no warm-up, no timings; the parity checks only. Without PyTorch installed
+(CI does not install it) it checks the Rust side and says that the PyTorch side was skipped.
 """
 
 import argparse
 import json
-import math
+import pathlib
 import statistics
 import subprocess
 import sys
-import time
 import tomllib
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-TIME_FEATURES = 256
-TIMING_FEATURES = 17
+PARAMS = pathlib.Path(__file__).with_name("dit_params.json")
 
 
-def sinusoid(values, dim):
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    args = values[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+def table_for(config_path):
+    """The committed parameter table of a config (by file stem), or None if it has none."""
+    tables = json.loads(PARAMS.read_text())["configs"]
+    return tables.get(pathlib.Path(config_path).stem)
 
 
-def rope_tables(n, dh, theta):
-    half = dh // 2
-    i = torch.arange(dh) % half
-    inv = theta ** (-2.0 * i / dh)
-    ang = torch.arange(n)[:, None] * inv[None]
-    return torch.cos(ang), torch.sin(ang)
+def table_problems(expected, actual):
+    """Differences between two {name: shape} tables, at most a few of each kind."""
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    shapes = sorted(n for n in set(expected) & set(actual) if list(expected[n]) != list(actual[n]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensors missing in PyTorch (first: {', '.join(missing[:3])})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected in PyTorch (first: {', '.join(extra[:3])})")
+    if shapes:
+        n = shapes[0]
+        problems.append(f"{len(shapes)} of other shape (first: {n} {actual[n]}, musicdiff {expected[n]})")
+    return problems
 
 
-def apply_rope(x, cos, sin):
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
-
-
-class Block(nn.Module):
-    def __init__(self, d, heads, hidden):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(d, eps=1e-6)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.attn_out = nn.Linear(d, d)
-        self.norm2 = nn.LayerNorm(d, eps=1e-6)
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.cross_out = nn.Linear(d, d)
-        self.norm3 = nn.LayerNorm(d, eps=1e-6)
-        self.fc1 = nn.Linear(d, hidden)
-        self.fc2 = nn.Linear(hidden, d)
-        self.ada = nn.Linear(d, 6 * d)
-        for lin in (self.ada, self.cross_out):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
-
-    def heads_of(self, t):
-        b, l, d = t.shape
-        return t.view(b, l, self.heads, d // self.heads).transpose(1, 2)
-
-    def forward(self, x, c, memory, keep_mask, rope):
-        b, n, d = x.shape
-        s1, sc1, g1, s2, sc2, g2 = self.ada(F.silu(c)).view(b, 6, 1, d).unbind(1)
-        h = self.norm1(x) * (1 + sc1) + s1
-        q, k, v = self.qkv(h).split(d, dim=2)
-        q, k, v = self.heads_of(q), self.heads_of(k), self.heads_of(v)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        a = F.scaled_dot_product_attention(q, k, v)
-        x = x + g1 * self.attn_out(a.transpose(1, 2).reshape(b, n, d))
-        q = self.heads_of(self.q(self.norm2(x)))
-        k, v = self.kv(memory).split(d, dim=2)
-        a = F.scaled_dot_product_attention(q, self.heads_of(k), self.heads_of(v), attn_mask=keep_mask)
-        x = x + self.cross_out(a.transpose(1, 2).reshape(b, n, d))
-        h = self.norm3(x) * (1 + sc2) + s2
-        return x + g2 * self.fc2(F.gelu(self.fc1(h)))
-
-
-class Dit(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        d, pd, t = m["d_model"], m["patch_frames"] * m["n_mels"], m["text_dim"]
-        self.m = m
-        self.patch_in = nn.Linear(2 * pd + 1, d)
-        self.time1 = nn.Linear(TIME_FEATURES, d)
-        self.time2 = nn.Linear(d, d)
-        p = lambda rows: nn.Parameter(torch.randn(rows, d) * 0.02)
-        self.start_token, self.null_text, self.null_genre = p(1), p(1), p(1)
-        self.null_artist, self.null_timing, self.null_pooled = p(1), p(2), p(1)
-        self.text_proj = nn.Linear(t, d)
-        self.genre_proj = nn.Linear(t, d)
-        self.artist_proj = nn.Linear(t, d)
-        self.start_proj = nn.Linear(TIMING_FEATURES, d)
-        self.total_proj = nn.Linear(TIMING_FEATURES, d)
-        self.pooled_proj = nn.Linear(t, d)
-        hidden = round(d * m["mlp_ratio"])
-        self.blocks = nn.ModuleList([Block(d, m["heads"], hidden) for _ in range(m["depth"])])
-        self.final_norm = nn.LayerNorm(d, eps=1e-6)
-        self.final_ada = nn.Linear(d, 2 * d)
-        self.proj = nn.Linear(d, pd)
-        for lin in (self.final_ada, self.proj):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
-
-    @staticmethod
-    def mix(x, null, keep):
-        keep = keep[:, None, None]
-        return x * keep + null[None] * (1 - keep)
-
-    def forward(self, noisy, known, mask, t, cond):
-        b, n, _ = noisy.shape
-        d = self.m["d_model"]
-        x = self.patch_in(torch.cat([noisy, known, mask], dim=2))
-        x = x + sinusoid(torch.arange(n, dtype=torch.float32), d)[None]
-        keep = cond["keep"]
-        c = self.time2(F.silu(self.time1(sinusoid(t * 1000.0, TIME_FEATURES))))
-        c = c + self.mix(self.pooled_proj(cond["sentence"])[:, None], self.null_pooled, keep[:, 0])[:, 0]
-        parts = [
-            self.start_token[None].expand(b, 1, d),
-            self.mix(self.text_proj(cond["text"]), self.null_text, keep[:, 0]),
-            self.mix(self.genre_proj(cond["genre"])[:, None], self.null_genre, keep[:, 1]),
-            self.mix(self.artist_proj(cond["artist"])[:, None], self.null_artist, keep[:, 2]),
-            self.mix(
-                torch.stack([self.start_proj(cond["start"]), self.total_proj(cond["total"])], 1),
-                self.null_timing,
-                keep[:, 3],
-            ),
-        ]
-        memory = torch.cat(parts, dim=1)
-        ones = torch.ones(b, 1, dtype=torch.bool)
-        valid = torch.cat([ones, cond["text_valid"], ones.expand(b, 4)], dim=1)
-        keep_mask = valid[:, None, None, :]
-        rope = rope_tables(n, d // self.m["heads"], self.m["rope_theta"])
-        for blk in self.blocks:
-            x = blk(x, c, memory, keep_mask, rope)
-        shift, scale = self.final_ada(F.silu(c)).view(b, 2, 1, d).unbind(1)
-        return self.proj(self.final_norm(x) * (1 + scale) + shift)
-
-
-def synthetic(m, b):
-    n, pd, t = m["frames"] // m["patch_frames"], m["patch_frames"] * m["n_mels"], m["text_dim"]
-    mask = (torch.arange(n) < n // 2).float()[None, :, None].expand(b, n, 1).contiguous()
-    batch = dict(
-        noisy=torch.randn(b, n, pd), known=torch.randn(b, n, pd), mask=mask,
-        t=torch.rand(b), target=torch.randn(b, n, pd), generate=1 - mask[..., 0],
-    )
-    cond = dict(
-        text=torch.randn(b, 20, t), text_valid=torch.ones(b, 20, dtype=torch.bool),
-        sentence=torch.randn(b, t), genre=torch.randn(b, t), artist=torch.randn(b, t),
-        start=torch.rand(b, TIMING_FEATURES), total=torch.rand(b, TIMING_FEATURES),
-        keep=torch.ones(b, 4),
-    )
-    return batch, cond
-
-
-def bench_torch(cfg, steps, warmup):
-    m, o = cfg["model"], cfg["optim"]
-    torch.manual_seed(0)
-    model = Dit(m)
-    ema = Dit(m)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=o["lr"], betas=(o["beta1"], o["beta2"]),
-                            eps=o["eps"], weight_decay=o["weight_decay"])
-    batch, cond = synthetic(m, o["batch_size"])
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        pred = model(batch["noisy"], batch["known"], batch["mask"], batch["t"], cond)
-        se = ((pred - batch["target"]) ** 2).sum(2)
-        g = batch["generate"]
-        loss = ((se * g).sum(1) / (g.sum(1) * pred.shape[2])).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), o["grad_clip"])
-        opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.mul_(0.999).add_(p, alpha=0.001)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    params = sum(p.numel() for p in model.parameters())
-    batch, cond = synthetic(m, 2)
-    fwd = []
-    with torch.inference_mode():
-        for i in range(warmup + steps):
-            t0 = time.perf_counter()
-            ema(batch["noisy"], batch["known"], batch["mask"], batch["t"], cond)
-            if i >= warmup:
-                fwd.append(time.perf_counter() - t0)
-    return params, times, fwd
+def check_torch_tables(peer):
+    """The PyTorch model of every config in the table against musicdiff's table."""
+    configs = pathlib.Path(__file__).resolve().parent.parent / "configs" / "train"
+    for name, table in json.loads(PARAMS.read_text())["configs"].items():
+        model_cfg = tomllib.load(open(configs / f"{name}.toml", "rb"))["model"]
+        problems = table_problems(table["tensors"], peer.parameter_table(peer.Dit(model_cfg)))
+        if problems:
+            sys.exit(f"bench/dit_torch.py does not build musicdiff's {name} model: "
+                     + "; ".join(problems) + " (see bench/dit_params.json)")
+    return len(json.loads(PARAMS.read_text())["configs"])
 
 
 def main():
@@ -210,20 +68,42 @@ def main():
     ap.add_argument("config")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--check", action="store_true",
+                    help="one step, no timings: the parity checks only")
     a = ap.parse_args()
+    if a.check:
+        a.steps, a.warmup = 1, 0
     cfg = tomllib.load(open(a.config, "rb"))
-    threads = torch.get_num_threads()
+    table = table_for(a.config)
     # Rust first: importing and running torch leaves worker threads that skew later timings.
     out = subprocess.run([a.rust_bin, a.config, "--steps", str(a.steps), "--warmup", str(a.warmup)],
                          check=True, capture_output=True, text=True).stdout
     rust = {r["what"]: r for r in map(json.loads, out.strip().splitlines())}
-    params, train, fwd = bench_torch(cfg, a.steps, a.warmup)
-    if params != rust["train_step"]["params"]:
-        sys.exit(f"parameter counts differ: torch {params}, musicdiff {rust['train_step']['params']}")
+    rust_params = rust["train_step"]["params"]
+    if table is not None and table["parameters"] != rust_params:
+        sys.exit(f"musicdiff's model has {rust_params} parameters, bench/dit_params.json says "
+                 f"{table['parameters']} for {a.config}: rerun the Rust test that writes it")
+    try:
+        import dit_torch as peer
+    except ImportError as e:
+        if not a.check:
+            sys.exit(f"PyTorch is missing ({e}): pip install -r bench/requirements-train.txt")
+        print(f"check: musicdiff ran a step of {a.config} ({rust_params} parameters, as "
+              f"bench/dit_params.json says); PyTorch is not installed, so its side was not checked")
+        return
+    tables = check_torch_tables(peer)
+    params, train, fwd = peer.bench_torch(cfg, a.steps, a.warmup)
+    if params != rust_params:
+        sys.exit(f"parameter counts differ: torch {params}, musicdiff {rust_params}")
+    if a.check:
+        print(f"check: musicdiff and PyTorch ran a step of {a.config} with {params} parameters; "
+              f"the PyTorch model matches bench/dit_params.json for all {tables} configs")
+        return
     med = statistics.median
     b, n = cfg["optim"]["batch_size"], cfg["model"]["frames"] // cfg["model"]["patch_frames"]
     print(f"config {a.config}: {params / 1e6:.2f} M parameters, batch {b}, {n} tokens; "
-          f"torch {torch.__version__} with {threads} threads; medians of {a.steps} after {a.warmup} warm-up")
+          f"torch {peer.torch.__version__} with {peer.torch.get_num_threads()} threads; "
+          f"medians of {a.steps} after {a.warmup} warm-up")
     rows = [("train step (fwd+bwd+AdamW+EMA)", med(rust["train_step"]["seconds"]), med(train)),
             ("inference forward, batch 2", med(rust["forward_b2"]["seconds"]), med(fwd))]
     print(f"{'':34} {'musicdiff':>10} {'PyTorch':>10} {'ratio':>8}")

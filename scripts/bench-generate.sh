@@ -5,22 +5,30 @@
 # 10 s produced; below 1 is faster than real time) and the process's peak memory, then the
 # quality/speed trade-off over sampling steps.
 #
+# --check: one 2-step generation of 2 s and one log-mel comparison, checking that this script's
+# parsing of the sidecar, /usr/bin/time and the .npy output works; no timing claims. It does not
+# fetch assets (CI runs it after the test command, which does). CI runs it.
+#
 # Usage: scripts/bench-generate.sh [--model DIR] [--runs N]
+#        scripts/bench-generate.sh --check [--model DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=models/default
 runs=3
+check=0
+seconds=10
 while [[ $# -gt 0 ]]; do
   case $1 in
     --model) model=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --check) check=1; seconds=2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
-bash scripts/fetch-assets.sh --minimal >/dev/null
-cargo build --release --quiet -p musicdiff-cli
+if (( ! check )); then bash scripts/fetch-assets.sh --minimal >/dev/null; fi
+bash scripts/bench-build.sh
 bin=target/release/musicdiff
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -28,7 +36,7 @@ prompt="slow bossa nova on nylon guitar, A minor, 90 bpm"
 
 # One generation: prints "wall rtf text sampling vocoder peak_kb steps sampler".
 one() {
-  /usr/bin/time -f "%M" -o "$tmp/time" "$bin" -q generate "$prompt" --seconds 10 --model "$model" \
+  /usr/bin/time -f "%M" -o "$tmp/time" "$bin" -q generate "$prompt" --seconds "$seconds" --model "$model" \
     --no-png -o "$tmp/bench.wav" "$@" >/dev/null
   python3 - "$tmp/bench.json" "$(cat "$tmp/time")" <<'PY'
 import json, sys
@@ -38,8 +46,39 @@ print(t["total"], j["real_time_factor"], t["text"], t["sampling"], t["vocoder"],
 PY
 }
 
+# The log-mel of a WAV as .npy, and the distance between two such (see the trade-off below).
+logmel() { "$bin" -q spec "$1" -o "$tmp/spec.png" --npy "$2" >/dev/null; }
+distance() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+from array import array
+def load(path):
+    raw = open(path, "rb").read()
+    header_len = int.from_bytes(raw[8:10], "little")
+    a = array("f")
+    a.frombytes(raw[10 + header_len:])
+    return a
+ref, cand = load(sys.argv[1]), load(sys.argv[2])
+print(sum(abs(x - y) for x, y in zip(ref, cand)) / len(ref))
+PY
+}
+
 echo "model: $model ($(python3 -c "import json;m=json.load(open('$model/model.json'));print(m['id'], m['weights']['parameters'], 'parameters,', m['weights']['dtype'])"))"
-echo "machine: $(nproc) cores; 10 s of audio per run; $runs measured runs after one warm-up"
+if (( check )); then
+  line=$(one --steps 2 --gl-iters 4)
+  read -r wall rtf text sampling vocoder peak steps sampler <<<"$line"
+  for v in "$wall" "$rtf" "$text" "$sampling" "$vocoder" "$peak"; do
+    [[ $v =~ ^[0-9.e+-]+$ ]] || { echo "check: could not parse the generation line: $line" >&2; exit 1; }
+  done
+  [[ $steps == 2 && -n $sampler ]] || { echo "check: the sidecar says $steps steps of '$sampler', expected 2: $line" >&2; exit 1; }
+  logmel "$tmp/bench.wav" "$tmp/ref.npy"
+  cp "$tmp/ref.npy" "$tmp/cand.npy"
+  dist=$(distance "$tmp/ref.npy" "$tmp/cand.npy")
+  [[ $dist == 0.0 ]] || { echo "check: a log-mel's distance to itself is $dist, not 0" >&2; exit 1; }
+  echo "check: a ${seconds} s generation with $steps $sampler steps ran; its sidecar, peak memory and log-mel .npy parse"
+  exit 0
+fi
+echo "machine: $(nproc) cores; $seconds s of audio per run; $runs measured runs after one warm-up"
 one >/dev/null
 best=""
 for i in $(seq "$runs"); do
@@ -54,7 +93,6 @@ printf 'default settings (%s, %s steps): best wall %.2f s for 10 s of audio -> r
 # Trade-off: time against how far the result is from the converged sampler (DPM-Solver++(2M)
 # at 100 steps, same seed): mean absolute difference of the output's log-mel, in ln units
 # (0.1 is about 0.4 dB). It measures solver error only, not musical quality.
-logmel() { "$bin" -q spec "$1" -o "$tmp/spec.png" --npy "$2" >/dev/null; }
 one --steps 100 --sampler dpm++2m >/dev/null
 logmel "$tmp/bench.wav" "$tmp/ref.npy"
 echo "trade-off (one run each; distance = mean |log-mel - log-mel at 100 dpm++2m steps|):"
@@ -62,19 +100,7 @@ for s in 10 20 40; do
   for sampler in dpm++2m ddim heun; do
     read -r wall rtf _ <<<"$(one --steps "$s" --sampler "$sampler")"
     logmel "$tmp/bench.wav" "$tmp/cand.npy"
-    dist=$(python3 - "$tmp/ref.npy" "$tmp/cand.npy" <<'PY'
-import sys
-from array import array
-def load(path):
-    raw = open(path, "rb").read()
-    header_len = int.from_bytes(raw[8:10], "little")
-    a = array("f")
-    a.frombytes(raw[10 + header_len:])
-    return a
-ref, cand = load(sys.argv[1]), load(sys.argv[2])
-print(sum(abs(x - y) for x, y in zip(ref, cand)) / len(ref))
-PY
-)
+    dist=$(distance "$tmp/ref.npy" "$tmp/cand.npy")
     printf '  %-8s %3d steps: wall %5.2f s, RTF %.3f, distance %.3f\n' "$sampler" "$s" "$wall" "$rtf" "$dist"
   done
 done

@@ -345,7 +345,7 @@ fn bad_requests_fail_cleanly() {
         &copy("no-weights", &["model.json"]),
         &["model.safetensors", "missing"],
     );
-    refused(&dir.path().join("absent"), &["absent", "missing"]);
+    refused(&dir.path().join("absent"), &["absent", "not found"]);
 
     // A config that does not match the weights, and weights that do not match their hash.
     let both = ["model.json", "model.safetensors"];
@@ -433,7 +433,7 @@ fn a_failed_sidecar_leaves_no_output_and_the_input_untouched() {
     let g = out.join("g.wav");
     std::fs::create_dir(out.join("g.png")).unwrap();
     let o = run(&model, &["generate", "x", "--seconds", "1", "-o", s(&g)]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("g.png"), "{}", stderr(&o));
     assert_eq!(names(&out), ["g.png"]);
 
@@ -453,7 +453,7 @@ fn a_failed_sidecar_leaves_no_output_and_the_input_untouched() {
             s(&v),
         ],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(names(&out), ["g.png", "v-2.json"]);
 
     // Fill in place: the sidecar cannot be written, the input keeps its bytes.
@@ -474,7 +474,7 @@ fn a_failed_sidecar_leaves_no_output_and_the_input_untouched() {
             s(&input),
         ],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
     assert_eq!(names(&out), ["g.png", "in.json", "in.wav", "v-2.json"]);
 

@@ -42,10 +42,13 @@ pub enum PipelineError {
     Text(#[from] TextError),
     #[error(transparent)]
     Dsp(#[from] DspError),
-    #[error("{path}: {source}")]
+    /// A file or directory that could not be read or written.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Carried in the message rather than as a `source()`, so that printing the error
+        /// chain does not repeat it.
+        cause: std::io::Error,
     },
 }
 
@@ -75,9 +78,27 @@ impl PipelineError {
             Self::Model(e) => e.is_bad_input(),
             Self::Text(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
-            Self::Io { source, .. } => io_is_bad_input(source.kind()),
+            Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
             // A defect of the model, not of the request.
             Self::NonFiniteOutput { .. } => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineError;
+
+    #[test]
+    fn an_io_error_prints_the_os_message_once() {
+        let e = PipelineError::Io {
+            path: "/models/x/model.json".into(),
+            cause: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no entry"),
+        };
+        // The message carries the OS error; the error chain must not carry it a second time
+        // (anyhow's `{:#}` prints the message, then every `source()`).
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(e.to_string(), "/models/x/model.json: no entry");
+        assert!(e.is_bad_input());
     }
 }

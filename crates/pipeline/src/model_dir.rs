@@ -9,8 +9,8 @@
 //! - `README.md`: the model card (written by `musicdiff export`, free text).
 //!
 //! Loading checks the hash before anything else, so a truncated or swapped weights file is
-//! reported as such rather than as a shape mismatch; then the DiT loader refuses weights that do
-//! not fit the config, naming the file.
+//! reported as such rather than as a shape mismatch; then NaN or infinite values are refused,
+//! and the DiT loader refuses weights that do not fit the config, naming the file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -176,7 +176,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Re-encodes every f32 tensor of a safetensors file as `to` (f16 or f32), keeping names,
-/// shapes and metadata. Tensors of other dtypes are refused.
+/// shapes and metadata, with the header in a fixed order. Tensors of other dtypes are refused.
 pub fn convert_dtype(bytes: &[u8], to: WeightDtype, path: &Path) -> Result<Vec<u8>> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| PipelineError::file(path, e))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| PipelineError::file(path, e))?;
@@ -224,7 +224,10 @@ pub fn convert_dtype(bytes: &[u8], to: WeightDtype, path: &Path) -> Result<Vec<u
                 .map_err(|e| PipelineError::file(path, e))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, meta.metadata().clone()).map_err(|e| PipelineError::file(path, e))
+    let bytes = safetensors::serialize(views, meta.metadata().clone())
+        .map_err(|e| PipelineError::file(path, e))?;
+    // A fixed header order: the same weights give the same bytes, and so the same hash.
+    musicdiff_model::io::canonical(&bytes).map_err(|e| PipelineError::file(path, e))
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
@@ -237,7 +240,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
         } else {
             PipelineError::Io {
                 path: path.to_path_buf(),
-                source: e,
+                cause: e,
             }
         }
     })
@@ -284,7 +287,8 @@ pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
     Ok(meta)
 }
 
-/// Reads `DIR/model.safetensors`, checks its hash against `meta` and loads it into the DiT.
+/// Reads `DIR/model.safetensors`, checks its hash against `meta`, refuses non-finite values and
+/// loads it into the DiT.
 pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit> {
     let path = dir.join(WEIGHTS_FILE);
     let bytes = read(&path, "model weights (model.safetensors)")?;
@@ -302,6 +306,14 @@ pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit
         WeightDtype::F32 => bytes,
         WeightDtype::F16 => convert_dtype(&bytes, WeightDtype::F32, &path)?,
     };
+    // A NaN or infinity (a diverged run exported, a damaged file re-hashed) would make every
+    // generation silent or noise.
+    if let Some((tensor, v)) = musicdiff_model::io::first_non_finite(&f32_bytes, &path)? {
+        return Err(PipelineError::file(
+            &path,
+            format!("tensor {tensor} holds {v}: the weights are unusable (non-finite values)"),
+        ));
+    }
     Ok(musicdiff_model::io::load_bytes(
         &meta.model,
         f32_bytes,
@@ -317,7 +329,7 @@ pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit
 pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::Io {
         path: dir.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let weights = convert_dtype(weights_f32, meta.weights.dtype, &weights_path)?;
@@ -498,5 +510,61 @@ mod tests {
         );
         let err = read_meta(&dir.path().join("nope")).err().unwrap();
         assert!(matches!(err, PipelineError::Missing { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_model_directory_with_nan_weights_is_refused() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let model = cfg().init(&device);
+        let path = dir.path().join("orig.safetensors");
+        musicdiff_model::io::save(&model, &path).unwrap();
+        let out = dir.path().join("model");
+        write(
+            &out,
+            &meta(WeightDtype::F16),
+            &std::fs::read(&path).unwrap(),
+            "",
+        )
+        .unwrap();
+        // A NaN poked into one tensor, and the hash in model.json made to match, so that only
+        // a check of the values can catch it.
+        let weights = out.join(WEIGHTS_FILE);
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let view = st.tensor("blocks.0.mlp.fc1.weight").unwrap();
+        let at = view.data().as_ptr() as usize - bytes.as_ptr() as usize + 2;
+        bytes[at..at + 2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        std::fs::write(&weights, &bytes).unwrap();
+        let mut m = read_meta(&out).unwrap();
+        m.weights.sha256 = sha256_hex(&bytes);
+        std::fs::write(out.join(META_FILE), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        let m = read_meta(&out).unwrap();
+        let err = load_weights(&out, &m, &device).err().unwrap();
+        assert!(err.is_bad_input(), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(WEIGHTS_FILE)
+                && msg.contains("blocks.0.mlp.fc1.weight")
+                && msg.contains("NaN"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn writing_the_same_weights_twice_gives_the_same_bytes() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orig.safetensors");
+        musicdiff_model::io::save(&cfg().init(&device), &path).unwrap();
+        let orig = std::fs::read(&path).unwrap();
+        let hashes: Vec<String> = (0..4)
+            .map(|i| {
+                let out = dir.path().join(format!("m{i}"));
+                write(&out, &meta(WeightDtype::F16), &orig, "").unwrap();
+                read_meta(&out).unwrap().weights.sha256
+            })
+            .collect();
+        assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
     }
 }

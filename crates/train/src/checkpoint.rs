@@ -37,6 +37,10 @@ pub struct TrainState {
     pub elapsed_seconds: f64,
     pub config: TrainConfig,
     pub data: DataInfo,
+    /// SHA-256 of the prepared data's `manifest.json` (absent in older checkpoints): a resume
+    /// must read the same data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
     /// The checkpoint whose weights this run started from (`train --init-from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitInfo>,
@@ -119,7 +123,14 @@ pub fn save(
     }
     std::fs::rename(&tmp, &dest).map_err(|e| TrainError::io(&dest, e))?;
     write_file(&root.join("latest"), format!("{name}\n").as_bytes())?;
-    // Prune: the newest `keep` step directories stay.
+    prune(run, keep, &dest)?;
+    Ok(dest)
+}
+
+/// Removes all but the newest `keep` checkpoints of `run`, never `current`. Saving prunes, and
+/// so does resuming: a run killed between writing a checkpoint and pruning leaves one too many.
+pub fn prune(run: &Path, keep: usize, current: &Path) -> Result<()> {
+    let root = root(run);
     let mut steps: Vec<PathBuf> = std::fs::read_dir(&root)
         .map_err(|e| TrainError::io(&root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -132,12 +143,12 @@ pub fn save(
     steps.sort();
     if steps.len() > keep {
         for old in &steps[..steps.len() - keep] {
-            if old != &dest {
+            if old != current {
                 let _ = std::fs::remove_dir_all(old);
             }
         }
     }
-    Ok(dest)
+    Ok(())
 }
 
 /// Reads `state.json` of a checkpoint directory.

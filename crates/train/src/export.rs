@@ -1,5 +1,6 @@
 //! Checkpoint -> model directory (the format of `musicdiff_pipeline::model_dir`): the EMA
-//! weights in f16 or f32, `model.json` with the config, the data facts and the run's provenance
+//! weights in f16 or f32 (refused if any value is NaN or infinite; the same checkpoint always
+//! gives the same bytes), `model.json` with the config, the data facts and the run's provenance
 //! (steps, samples, wall time, last losses), and a model card written from the same numbers.
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ pub struct ExportOptions {
     /// A checkpoint step; the latest when `None`.
     pub step: Option<u64>,
     pub out: PathBuf,
+    /// Replace `out` if it already holds something (otherwise refused).
+    pub force: bool,
     /// The model's name; `musicdiff-<config>-<step>` when `None`.
     pub id: Option<String>,
     pub dtype: WeightDtype,
@@ -45,6 +48,17 @@ fn recent_loss(train: &[(u64, f64)], upto: u64, n: usize) -> Option<f64> {
 
 /// Writes the model directory and returns its metadata.
 pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
+    let occupied = opts.out.exists()
+        && (!opts.out.is_dir()
+            || std::fs::read_dir(&opts.out)
+                .map_err(|e| TrainError::io(&opts.out, e))?
+                .next()
+                .is_some());
+    if occupied && !opts.force {
+        return Err(TrainError::Exists {
+            path: opts.out.clone(),
+        });
+    }
     let dir = match opts.step {
         Some(step) => checkpoint::root(&opts.run).join(checkpoint::dir_name(step)),
         None => checkpoint::latest(&opts.run)?.ok_or_else(|| TrainError::Checkpoint {
@@ -61,6 +75,16 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
     let state = checkpoint::read_state(&dir)?;
     let ema_path = dir.join(checkpoint::EMA);
     let weights = std::fs::read(&ema_path).map_err(|e| TrainError::io(&ema_path, e))?;
+    // A diverged run's NaN weights would export fine and then generate silence.
+    if let Some((tensor, v)) = musicdiff_model::io::first_non_finite(&weights, &ema_path)? {
+        return Err(TrainError::Checkpoint {
+            path: dir,
+            detail: format!(
+                "its EMA weights ({}) hold {v} in tensor {tensor}; non-finite weights are not exported (export an earlier step with --step)",
+                checkpoint::EMA
+            ),
+        });
+    }
     // Loading checks that the weights fit the config before anything is written.
     let model = musicdiff_model::io::load_bytes(
         &state.config.model,

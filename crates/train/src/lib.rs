@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod lock;
 pub mod optim;
 pub mod plot;
 pub mod samples;

@@ -11,6 +11,12 @@
 //!
 //! The run stops at the end of the schedule, at `max_steps`, when the time budget is spent,
 //! or when `stop` is raised (Ctrl-C); each way ends with a checkpoint.
+//!
+//! [`train`] itself runs in stages, one function each: 1. the session (config checked, data
+//! and text encoder opened, the run directory locked: one process per run, [`crate::lock`]);
+//! 2. the run (resumed from its latest checkpoint, which must match the config and the data,
+//! or started anew); 3. the start reported; 4. the steps above until a stop; 5. the final
+//! checkpoint.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,9 +26,10 @@ use std::time::{Duration, Instant};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use musicdiff_common::Rng;
-use musicdiff_dataset::{Loader, Split};
+use musicdiff_dataset::{Batch, Loader, Split};
 use musicdiff_diffusion::masks::MaskKind;
 use musicdiff_model::{Dit, io as weights};
+use musicdiff_pipeline::model_dir::sha256_hex;
 use musicdiff_text::TextEncoder;
 use serde::Serialize;
 
@@ -30,6 +37,7 @@ use crate::batch::{self, FieldVectors};
 use crate::checkpoint::{self, DataInfo, TrainState};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::lock::{RunLock, Taken};
 use crate::optim::{self, AdamW};
 use crate::{plot, samples};
 
@@ -181,8 +189,15 @@ fn check_data(cfg: &TrainConfig, loader: &Loader, data: &Path) -> Result<()> {
             cfg.model.frames
         )));
     }
-    if m.shards.iter().all(|s| s.train_windows == 0) {
+    let windows: usize = m.shards.iter().map(|s| s.train_windows).sum();
+    if windows == 0 {
         return Err(bad("no training windows".into()));
+    }
+    if windows < cfg.optim.batch_size {
+        return Err(bad(format!(
+            "holds {windows} training windows, fewer than optim.batch_size {}: no batch could be filled; lower batch_size to at most {windows} or prepare more data",
+            cfg.optim.batch_size
+        )));
     }
     Ok(())
 }
@@ -360,120 +375,49 @@ fn init_from(
     Ok((model, init))
 }
 
+/// What a training session holds besides the run: devices, data, the text encoder and the
+/// run directory's lock.
+struct Session {
+    /// Inference device (EMA, evaluation, samples) and the autodiff device (training).
+    plain: Device,
+    device: Device,
+    loader: Loader,
+    test: Loader,
+    encoder: TextEncoder,
+    /// SHA-256 of the data's `manifest.json`: which prepared data this is.
+    data_sha256: String,
+    metrics: PathBuf,
+    /// Held until the session ends.
+    _lock: RunLock,
+}
+
+/// The loop's bookkeeping besides the run's state.
+struct Progress {
+    rng: Rng,
+    fields: FieldVectors,
+    session: Instant,
+    elapsed_before: f64,
+    hop_seconds: f64,
+    /// Sums over the current logging interval: loss, gradient norm, steps, samples.
+    interval: (f64, f64, u64, u64),
+    interval_clock: Instant,
+    last_loss: f64,
+    last_saved: Option<(u64, PathBuf)>,
+}
+
 /// Trains as `opts` says, reporting through `on_event`.
 pub fn train(
     opts: &Options,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome> {
-    let cfg = &opts.config;
-    cfg.validate().map_err(|detail| TrainError::Config {
-        path: opts.out.clone(),
-        detail,
-    })?;
-    let plain = Device::flex();
-    let device = Device::flex().autodiff();
-    let loader = Loader::open(&opts.data, Split::Train, cfg.optim.batch_size, cfg.run.seed)?
-        .with_resident_shards(cfg.run.resident_shards);
-    check_data(cfg, &loader, &opts.data)?;
-    let test = Loader::open(&opts.data, Split::Test, cfg.optim.batch_size, cfg.run.seed)?
-        .with_resident_shards(cfg.run.resident_shards);
-    let encoder = TextEncoder::load(&opts.text_model, &plain)?;
-    std::fs::create_dir_all(&opts.out).map_err(|e| TrainError::io(&opts.out, e))?;
-    let metrics = opts.out.join("metrics.jsonl");
-
-    // Open the run: fresh or from the latest checkpoint.
-    let mut run = match (checkpoint::latest(&opts.out)?, opts.resume) {
-        (Some(dir), true) => {
-            let state = checkpoint::read_state(&dir)?;
-            let same = |a: &TrainConfig, b: &TrainConfig| {
-                a.model == b.model
-                    && a.optim == b.optim
-                    && a.masks == b.masks
-                    && a.dropout == b.dropout
-                    && a.diffusion == b.diffusion
-                    && a.run.seed == b.run.seed
-            };
-            if !same(&state.config, cfg) {
-                return Err(TrainError::Checkpoint {
-                    path: dir,
-                    detail: "was trained with another model, optimiser, mask, dropout, diffusion or seed setting; resume with the run's own config (its state.json holds it) or start a new run".into(),
-                });
-            }
-            let model = weights::load(&cfg.model, &dir.join(checkpoint::MODEL), &device)?;
-            let ema = weights::load(&cfg.model, &dir.join(checkpoint::EMA), &plain)?;
-            let opt = AdamW::load(&cfg.optim, &dir.join(checkpoint::OPTIM), &plain)?;
-            truncate_metrics(&metrics, state.step)?;
-            on_event(Event::Note(format!(
-                "resuming {} at step {}",
-                dir.display(),
-                state.step
-            )));
-            let mut state = state;
-            state.config = cfg.clone();
-            Run {
-                cfg: cfg.clone(),
-                model,
-                ema,
-                opt,
-                state,
-            }
-        }
-        (None, true) => {
-            return Err(TrainError::Checkpoint {
-                path: checkpoint::root(&opts.out),
-                detail: "no checkpoint to resume from".into(),
-            });
-        }
-        (Some(dir), false) => {
-            return Err(TrainError::Checkpoint {
-                path: dir,
-                detail: "the run directory already has a checkpoint; pass --resume to continue it or choose a new --out".into(),
-            });
-        }
-        (None, false) => {
-            device.seed(cfg.run.seed);
-            let (model, init) = match &opts.init_from {
-                None => (cfg.model.init(&device), None),
-                Some(from) => {
-                    let (model, init) = init_from(cfg, from, &loader, &device)?;
-                    on_event(Event::Note(format!(
-                        "starting from {} (EMA weights after {} steps){}",
-                        init.checkpoint.display(),
-                        init.step,
-                        if init.fresh.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; new: {}", init.fresh.join(", "))
-                        }
-                    )));
-                    (model, Some(init))
-                }
-            };
-            let ema = optim::detached_copy(&model, &plain);
-            let _ = std::fs::remove_file(&metrics);
-            let toml = toml::to_string(cfg).expect("config serialises");
-            checkpoint::write_file(&opts.out.join("config.toml"), toml.as_bytes())?;
-            Run {
-                cfg: cfg.clone(),
-                model,
-                ema,
-                opt: AdamW::new(&cfg.optim),
-                state: TrainState {
-                    step: 0,
-                    epoch: 0,
-                    batch_in_epoch: 0,
-                    rng: Rng::for_item(cfg.run.seed, 0x7EA1).state(),
-                    samples_seen: 0,
-                    elapsed_seconds: 0.0,
-                    config: cfg.clone(),
-                    data: data_info(&loader),
-                    init,
-                },
-            }
-        }
-    };
-    let train_windows = loader
+    // 1. Check the config; open the data, the text encoder and the run directory (locked).
+    let session = open_session(opts, on_event)?;
+    // 2. Open the run: the latest checkpoint (--resume), or a new start.
+    let run = open_run(opts, &session, on_event)?;
+    // 3. Report the start.
+    let train_windows = session
+        .loader
         .manifest()
         .shards
         .iter()
@@ -481,140 +425,14 @@ pub fn train(
         .sum();
     on_event(Event::Started {
         step: run.state.step,
-        total: cfg.optim.steps,
+        total: opts.config.optim.steps,
         parameters: run.model.num_params(),
         train_windows,
     });
-
-    let hop_seconds = run.state.data.hop_length as f64 / run.state.data.sample_rate as f64;
-    let mut rng = Rng::from_state(run.state.rng);
-    let mut fields = FieldVectors::default();
-    let session = Instant::now();
-    let elapsed_before = run.state.elapsed_seconds;
-    let (mut log_loss, mut log_norm, mut log_n, mut log_samples) = (0.0, 0.0, 0u64, 0u64);
-    let mut log_clock = Instant::now();
-    let mut last_loss = f64::NAN;
-    let mut last_saved: Option<(u64, PathBuf)> = None;
-    let reason = 'outer: loop {
-        let mut epoch = loader.epoch(run.state.epoch);
-        for _ in 0..run.state.batch_in_epoch {
-            if let Some(b) = epoch.next() {
-                b?;
-            }
-        }
-        for b in epoch {
-            // Stop conditions, checked before each step.
-            if run.state.step >= cfg.optim.steps {
-                break 'outer StopReason::ScheduleDone;
-            }
-            if opts.max_steps.is_some_and(|m| run.state.step >= m) {
-                break 'outer StopReason::MaxSteps;
-            }
-            if opts.time_budget.is_some_and(|t| session.elapsed() >= t) {
-                break 'outer StopReason::TimeBudget;
-            }
-            if stop.load(Ordering::SeqCst) {
-                break 'outer StopReason::Interrupted;
-            }
-            // 1-2. Batch.
-            let b = b?;
-            fields.add(&b, &encoder)?;
-            let sb = batch::make(&b, cfg, &mut rng, &fields, hop_seconds, None, &device)?;
-            // 3. Forward, loss, backward.
-            let pred = run.model.forward(sb.input.clone(), &sb.cond);
-            let loss = batch::loss(pred, &sb);
-            let loss_value = loss.clone().into_scalar::<f64>();
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
-                    step: run.state.step + 1,
-                    loss: loss_value,
-                });
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &run.model);
-            // 4. Optimiser and EMA.
-            let lr = cfg.lr_at(run.state.step);
-            let (model, norm) = run.opt.step(run.model, grads, lr);
-            run.model = model;
-            run.state.step += 1;
-            run.state.batch_in_epoch += 1;
-            run.state.samples_seen += b.size as u64;
-            let decay = optim::ema_decay(cfg.optim.ema_decay, run.state.step);
-            run.ema = optim::ema_update(run.ema, &run.model, decay);
-            run.state.rng = rng.state();
-            run.state.elapsed_seconds = elapsed_before + session.elapsed().as_secs_f64();
-            log_loss += loss_value;
-            log_norm += norm;
-            log_n += 1;
-            log_samples += b.size as u64;
-            let step = run.state.step;
-            // 5. Logging, evaluation, checkpoints, samples.
-            if cfg.run.log_every > 0 && step % cfg.run.log_every == 0 {
-                let sps = log_samples as f64 / log_clock.elapsed().as_secs_f64().max(1e-9);
-                last_loss = log_loss / log_n as f64;
-                append_json(
-                    &metrics,
-                    &TrainLine {
-                        step,
-                        loss: last_loss,
-                        lr,
-                        grad_norm: log_norm / log_n as f64,
-                        samples_per_second: sps,
-                        elapsed_seconds: run.state.elapsed_seconds,
-                    },
-                )?;
-                on_event(Event::Step {
-                    step,
-                    loss: last_loss,
-                    lr,
-                    samples_per_second: sps,
-                });
-                (log_loss, log_norm, log_n, log_samples) = (0.0, 0.0, 0, 0);
-                log_clock = Instant::now();
-            }
-            if cfg.run.eval_every > 0 && step % cfg.run.eval_every == 0 {
-                match evaluate(&run, &test, &mut fields, &encoder, &plain)? {
-                    Some(losses) => {
-                        append_json(
-                            &metrics,
-                            &EvalLine {
-                                step,
-                                eval_full: losses.tasks[0],
-                                eval_spans: losses.tasks[1],
-                                eval_prefix: losses.tasks[2],
-                                eval_full_uncond: losses.full_uncond,
-                            },
-                        )?;
-                        on_event(Event::Eval { step, losses });
-                    }
-                    None if step == cfg.run.eval_every => on_event(Event::Note(
-                        "no test windows: held-out loss is skipped".into(),
-                    )),
-                    None => {}
-                }
-            }
-            if cfg.run.checkpoint_every > 0 && step % cfg.run.checkpoint_every == 0 {
-                let path = run.save(&opts.out)?;
-                on_event(Event::Checkpoint {
-                    step,
-                    path: path.clone(),
-                });
-                last_saved = Some((step, path));
-            }
-            if cfg.run.sample_every > 0 && step % cfg.run.sample_every == 0 {
-                let dir = opts.out.join("samples").join(format!("step-{step:08}"));
-                samples::render(&run.ema, &run.state, &encoder, &dir, &plain)?;
-                on_event(Event::Samples { step, dir });
-            }
-            log_clock = if log_n == 0 {
-                Instant::now()
-            } else {
-                log_clock
-            };
-        }
-        run.state.epoch += 1;
-        run.state.batch_in_epoch = 0;
-    };
-    let checkpoint = match last_saved {
+    // 4. Optimiser steps until a stop condition holds (each as the module header lists).
+    let (run, reason, progress) = optimise(run, opts, &session, stop, on_event)?;
+    // 5. A final checkpoint, unless the last step wrote one.
+    let checkpoint = match progress.last_saved {
         Some((s, p)) if s == run.state.step => Some(p),
         _ => {
             let path = run.save(&opts.out)?;
@@ -628,7 +446,363 @@ pub fn train(
     Ok(Outcome {
         step: run.state.step,
         reason,
-        last_loss,
+        last_loss: progress.last_loss,
         checkpoint,
     })
+}
+
+/// Stage 1: checks the config, opens the train and test splits (which must fit the model and
+/// fill a batch), loads the text encoder, creates the run directory and takes its lock.
+fn open_session(opts: &Options, on_event: &mut dyn FnMut(Event)) -> Result<Session> {
+    let cfg = &opts.config;
+    cfg.validate().map_err(|detail| TrainError::Config {
+        path: opts.out.clone(),
+        detail,
+    })?;
+    let plain = Device::flex();
+    let device = Device::flex().autodiff();
+    let loader = Loader::open(&opts.data, Split::Train, cfg.optim.batch_size, cfg.run.seed)?
+        .with_resident_shards(cfg.run.resident_shards);
+    check_data(cfg, &loader, &opts.data)?;
+    let test = Loader::open(&opts.data, Split::Test, cfg.optim.batch_size, cfg.run.seed)?
+        .with_resident_shards(cfg.run.resident_shards);
+    let manifest = opts.data.join("manifest.json");
+    let data_sha256 =
+        sha256_hex(&std::fs::read(&manifest).map_err(|e| TrainError::io(&manifest, e))?);
+    let encoder = TextEncoder::load(&opts.text_model, &plain)?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| TrainError::io(&opts.out, e))?;
+    let (lock, taken) = RunLock::take(&opts.out)?;
+    if let Taken::Stale(pid) = taken {
+        on_event(Event::Note(format!(
+            "{}: taking over the lock of pid {pid}, which no longer holds it (that run was killed or crashed)",
+            lock.path().display()
+        )));
+    }
+    Ok(Session {
+        plain,
+        device,
+        loader,
+        test,
+        encoder,
+        data_sha256,
+        metrics: opts.out.join("metrics.jsonl"),
+        _lock: lock,
+    })
+}
+
+/// Stage 2: the run continued from its latest checkpoint (`resume`), or a new one; a run
+/// directory with a checkpoint is not started over, nor is one without resumed.
+fn open_run(opts: &Options, s: &Session, on_event: &mut dyn FnMut(Event)) -> Result<Run> {
+    match (checkpoint::latest(&opts.out)?, opts.resume) {
+        (Some(dir), true) => resume(opts, s, &dir, on_event),
+        (None, true) => Err(TrainError::Checkpoint {
+            path: checkpoint::root(&opts.out),
+            detail: "no checkpoint to resume from".into(),
+        }),
+        (Some(dir), false) => Err(TrainError::Checkpoint {
+            path: dir,
+            detail: "the run directory already has a checkpoint; pass --resume to continue it or choose a new --out".into(),
+        }),
+        (None, false) => start(opts, s, on_event),
+    }
+}
+
+/// Stage 2, resuming: the checkpoint must have the same settings and data; checkpoints beyond
+/// `keep_checkpoints` (left by a run killed between writing one and pruning) go; the metrics
+/// logged after the checkpoint are dropped.
+fn resume(opts: &Options, s: &Session, dir: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Run> {
+    let cfg = &opts.config;
+    let mut state = checkpoint::read_state(dir)?;
+    let same = |a: &TrainConfig, b: &TrainConfig| {
+        a.model == b.model
+            && a.optim == b.optim
+            && a.masks == b.masks
+            && a.dropout == b.dropout
+            && a.diffusion == b.diffusion
+            && a.run.seed == b.run.seed
+    };
+    if !same(&state.config, cfg) {
+        return Err(TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            detail: "was trained with another model, optimiser, mask, dropout, diffusion or seed setting; resume with the run's own config (its state.json holds it) or start a new run".into(),
+        });
+    }
+    check_same_data(dir, &state, s, &opts.data)?;
+    checkpoint::prune(&opts.out, cfg.run.keep_checkpoints, dir)?;
+    let model = weights::load(&cfg.model, &dir.join(checkpoint::MODEL), &s.device)?;
+    let ema = weights::load(&cfg.model, &dir.join(checkpoint::EMA), &s.plain)?;
+    let opt = AdamW::load(&cfg.optim, &dir.join(checkpoint::OPTIM), &s.plain)?;
+    truncate_metrics(&s.metrics, state.step)?;
+    on_event(Event::Note(format!(
+        "resuming {} at step {}",
+        dir.display(),
+        state.step
+    )));
+    state.config = cfg.clone();
+    state
+        .data_sha256
+        .get_or_insert_with(|| s.data_sha256.clone());
+    Ok(Run {
+        cfg: cfg.clone(),
+        model,
+        ema,
+        opt,
+        state,
+    })
+}
+
+/// A resumed run reads the data it was trained on: the same manifest (where the checkpoint
+/// records its hash) and the same normalisation statistics and audio settings.
+fn check_same_data(dir: &Path, state: &TrainState, s: &Session, data: &Path) -> Result<()> {
+    let ours = data_info(&s.loader);
+    let same_manifest = state
+        .data_sha256
+        .as_deref()
+        .is_none_or(|h| h == s.data_sha256);
+    if same_manifest && state.data == ours {
+        return Ok(());
+    }
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    Err(TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        detail: format!(
+            "was trained on other data than --data {} (manifest SHA-256 {} vs {}, source {} vs {}, {:.2} h vs {:.2} h, normalisation statistics {}); a resumed run must read the data its epoch position and normalisation belong to: resume with the run's own --data, or start a new run from it with --init-from",
+            data.display(),
+            state
+                .data_sha256
+                .as_deref()
+                .map_or("unrecorded".into(), short),
+            short(&s.data_sha256),
+            state.data.source,
+            ours.source,
+            state.data.hours,
+            ours.hours,
+            if state.data.mel_mean == ours.mel_mean && state.data.mel_std == ours.mel_std {
+                "equal"
+            } else {
+                "differ"
+            }
+        ),
+    })
+}
+
+/// Stage 2, a new run: fresh weights (seeded) or another run's EMA weights (`init_from`); the
+/// config is written beside the metrics, which start empty.
+fn start(opts: &Options, s: &Session, on_event: &mut dyn FnMut(Event)) -> Result<Run> {
+    let cfg = &opts.config;
+    s.device.seed(cfg.run.seed);
+    let (model, init) = match &opts.init_from {
+        None => (cfg.model.init(&s.device), None),
+        Some(from) => {
+            let (model, init) = init_from(cfg, from, &s.loader, &s.device)?;
+            on_event(Event::Note(format!(
+                "starting from {} (EMA weights after {} steps){}",
+                init.checkpoint.display(),
+                init.step,
+                if init.fresh.is_empty() {
+                    String::new()
+                } else {
+                    format!("; new: {}", init.fresh.join(", "))
+                }
+            )));
+            (model, Some(init))
+        }
+    };
+    let ema = optim::detached_copy(&model, &s.plain);
+    let _ = std::fs::remove_file(&s.metrics);
+    let toml = toml::to_string(cfg).expect("config serialises");
+    checkpoint::write_file(&opts.out.join("config.toml"), toml.as_bytes())?;
+    Ok(Run {
+        cfg: cfg.clone(),
+        model,
+        ema,
+        opt: AdamW::new(&cfg.optim),
+        state: TrainState {
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            rng: Rng::for_item(cfg.run.seed, 0x7EA1).state(),
+            samples_seen: 0,
+            elapsed_seconds: 0.0,
+            config: cfg.clone(),
+            data: data_info(&s.loader),
+            data_sha256: Some(s.data_sha256.clone()),
+            init,
+        },
+    })
+}
+
+/// Stage 4: optimiser steps over seeded epochs, from the position the run holds, until the
+/// schedule ends, `max_steps`, the time budget or `stop`.
+fn optimise(
+    mut run: Run,
+    opts: &Options,
+    s: &Session,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(Run, StopReason, Progress)> {
+    let mut p = Progress {
+        rng: Rng::from_state(run.state.rng),
+        fields: FieldVectors::default(),
+        session: Instant::now(),
+        elapsed_before: run.state.elapsed_seconds,
+        hop_seconds: run.state.data.hop_length as f64 / run.state.data.sample_rate as f64,
+        interval: (0.0, 0.0, 0, 0),
+        interval_clock: Instant::now(),
+        last_loss: f64::NAN,
+        last_saved: None,
+    };
+    let reason = 'outer: loop {
+        // 4.0 The epoch's batches, past those a resumed run already consumed.
+        let mut epoch = s.loader.epoch(run.state.epoch);
+        for _ in 0..run.state.batch_in_epoch {
+            if let Some(b) = epoch.next() {
+                b?;
+            }
+        }
+        for b in epoch {
+            if let Some(reason) = stop_reason(&run, opts, &p, stop) {
+                break 'outer reason;
+            }
+            run = step(run, &b?, opts, s, &mut p)?;
+            periodic(&run, opts, s, &mut p, on_event)?;
+        }
+        run.state.epoch += 1;
+        run.state.batch_in_epoch = 0;
+    };
+    Ok((run, reason, p))
+}
+
+/// Why the run stops before its next step, if it does.
+fn stop_reason(run: &Run, opts: &Options, p: &Progress, stop: &AtomicBool) -> Option<StopReason> {
+    if run.state.step >= opts.config.optim.steps {
+        Some(StopReason::ScheduleDone)
+    } else if opts.max_steps.is_some_and(|m| run.state.step >= m) {
+        Some(StopReason::MaxSteps)
+    } else if opts.time_budget.is_some_and(|t| p.session.elapsed() >= t) {
+        Some(StopReason::TimeBudget)
+    } else if stop.load(Ordering::SeqCst) {
+        Some(StopReason::Interrupted)
+    } else {
+        None
+    }
+}
+
+/// Steps 1-4 of the module header for the loader batch `b`: the step batch; forward, loss,
+/// backward; AdamW at the scheduled rate and the EMA update; the run's position advanced.
+fn step(mut run: Run, b: &Batch, opts: &Options, s: &Session, p: &mut Progress) -> Result<Run> {
+    let cfg = &opts.config;
+    // 2. Crop, patchify, time, mask, noise, conditioning dropout.
+    p.fields.add(b, &s.encoder)?;
+    let sb = batch::make(
+        b,
+        cfg,
+        &mut p.rng,
+        &p.fields,
+        p.hop_seconds,
+        None,
+        &s.device,
+    )?;
+    // 3. Forward, loss, backward.
+    let pred = run.model.forward(sb.input.clone(), &sb.cond);
+    let loss = batch::loss(pred, &sb);
+    let loss_value = loss.clone().into_scalar::<f64>();
+    if !loss_value.is_finite() {
+        return Err(TrainError::Diverged {
+            step: run.state.step + 1,
+            loss: loss_value,
+        });
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &run.model);
+    // 4. Optimiser and EMA.
+    let lr = cfg.lr_at(run.state.step);
+    let (model, norm) = run.opt.step(run.model, grads, lr);
+    run.model = model;
+    run.state.step += 1;
+    run.state.batch_in_epoch += 1;
+    run.state.samples_seen += b.size as u64;
+    let decay = optim::ema_decay(cfg.optim.ema_decay, run.state.step);
+    run.ema = optim::ema_update(run.ema, &run.model, decay);
+    run.state.rng = p.rng.state();
+    run.state.elapsed_seconds = p.elapsed_before + p.session.elapsed().as_secs_f64();
+    let i = &mut p.interval;
+    *i = (i.0 + loss_value, i.1 + norm, i.2 + 1, i.3 + b.size as u64);
+    Ok(run)
+}
+
+/// Step 5 of the module header: the metrics line, evaluation, checkpoint and samples that are
+/// due after the step just taken.
+fn periodic(
+    run: &Run,
+    opts: &Options,
+    s: &Session,
+    p: &mut Progress,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let r = &opts.config.run;
+    let step = run.state.step;
+    let due = |every: u64| every > 0 && step.is_multiple_of(every);
+    if due(r.log_every) {
+        let (loss, norm, n, samples) = p.interval;
+        let sps = samples as f64 / p.interval_clock.elapsed().as_secs_f64().max(1e-9);
+        p.last_loss = loss / n as f64;
+        let lr = opts.config.lr_at(step - 1);
+        append_json(
+            &s.metrics,
+            &TrainLine {
+                step,
+                loss: p.last_loss,
+                lr,
+                grad_norm: norm / n as f64,
+                samples_per_second: sps,
+                elapsed_seconds: run.state.elapsed_seconds,
+            },
+        )?;
+        on_event(Event::Step {
+            step,
+            loss: p.last_loss,
+            lr,
+            samples_per_second: sps,
+        });
+        p.interval = (0.0, 0.0, 0, 0);
+    }
+    if due(r.eval_every) {
+        match evaluate(run, &s.test, &mut p.fields, &s.encoder, &s.plain)? {
+            Some(losses) => {
+                append_json(
+                    &s.metrics,
+                    &EvalLine {
+                        step,
+                        eval_full: losses.tasks[0],
+                        eval_spans: losses.tasks[1],
+                        eval_prefix: losses.tasks[2],
+                        eval_full_uncond: losses.full_uncond,
+                    },
+                )?;
+                on_event(Event::Eval { step, losses });
+            }
+            None if step == r.eval_every => on_event(Event::Note(
+                "no test windows: held-out loss is skipped".into(),
+            )),
+            None => {}
+        }
+    }
+    if due(r.checkpoint_every) {
+        let path = run.save(&opts.out)?;
+        on_event(Event::Checkpoint {
+            step,
+            path: path.clone(),
+        });
+        p.last_saved = Some((step, path));
+    }
+    if due(r.sample_every) {
+        let dir = opts.out.join("samples").join(format!("step-{step:08}"));
+        samples::render(&run.ema, &run.state, &s.encoder, &dir, &s.plain)?;
+        on_event(Event::Samples { step, dir });
+    }
+    // Throughput counts training time only: a new interval starts after the work above.
+    if p.interval.2 == 0 {
+        p.interval_clock = Instant::now();
+    }
+    Ok(())
 }

@@ -480,3 +480,267 @@ fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
         }
     }
 }
+
+/// The tiny config with a schedule of `steps` steps, a checkpoint every step, `keep` kept.
+fn short_config(steps: u64, keep: usize) -> TrainConfig {
+    let mut cfg = tiny();
+    cfg.optim.steps = steps;
+    cfg.run.checkpoint_every = 1;
+    cfg.run.keep_checkpoints = keep;
+    cfg
+}
+
+/// A tiny run of `cfg` on `shards`, stopped after `max_steps`.
+fn short_run(shards: &Path, cfg: TrainConfig, max_steps: u64) -> tempfile::TempDir {
+    let run = tempfile::tempdir().unwrap();
+    let mut opts = options(shards, run.path(), cfg);
+    opts.max_steps = Some(max_steps);
+    musicdiff_train::train(&opts, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    run
+}
+
+fn checkpoint_dirs(run: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn export_options(run: &Path, out: &Path) -> musicdiff_train::export::ExportOptions {
+    musicdiff_train::export::ExportOptions {
+        run: run.to_path_buf(),
+        step: None,
+        out: out.to_path_buf(),
+        force: false,
+        id: None,
+        dtype: musicdiff_pipeline::model_dir::WeightDtype::F16,
+        sampling: Default::default(),
+        notes: None,
+    }
+}
+
+#[test]
+fn second_train_on_a_locked_run_is_refused() {
+    let (_data, shards) = prepared();
+    let run = tempfile::tempdir().unwrap();
+    let (held, _) = musicdiff_train::lock::RunLock::take(run.path()).unwrap();
+    let mut cfg = tiny();
+    cfg.optim.steps = 1;
+    let opts = options(shards.path(), run.path(), cfg);
+    let stop = AtomicBool::new(false);
+    let err = musicdiff_train::train(&opts, &stop, &mut |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, musicdiff_train::TrainError::RunInUse { .. })
+            && msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // Nothing was written by the refused run.
+    assert!(!run.path().join("metrics.jsonl").exists());
+    assert!(!run.path().join("config.toml").exists());
+    // Once the holder is gone the run goes ahead; a lock left by a killed run (its pid still in
+    // the file) is taken over with a note.
+    drop(held);
+    std::fs::write(run.path().join("lock"), "4194999\n").unwrap();
+    let mut notes = Vec::new();
+    musicdiff_train::train(&opts, &stop, &mut |e| {
+        if let musicdiff_train::Event::Note(n) = e {
+            notes.push(n)
+        }
+    })
+    .unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("pid 4194999") && n.contains("no longer holds it")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn resume_with_other_data_is_refused() {
+    let (_data, shards) = prepared();
+    let cfg = short_config(2, 2);
+    let run = short_run(shards.path(), cfg.clone(), 2);
+    let stop = AtomicBool::new(false);
+    // The same prepared data moved elsewhere is the same data.
+    let moved = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(shards.path()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), moved.path().join(e.file_name())).unwrap();
+    }
+    let mut opts = options(moved.path(), run.path(), cfg.clone());
+    opts.resume = true;
+    musicdiff_train::train(&opts, &stop, &mut |_| {}).unwrap();
+    // Other data (prepared from other recordings) is refused, naming both sides.
+    let (_other_raw, other) = prepared();
+    let mut opts = options(other.path(), run.path(), cfg);
+    opts.resume = true;
+    let err = musicdiff_train::train(&opts, &stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("other data")
+            && err.contains(&other.path().display().to_string())
+            && err.contains("step-00000002")
+            && !err.contains('\n'),
+        "{err}"
+    );
+}
+
+#[test]
+fn keep_checkpoints_is_honoured_when_a_run_resumes() {
+    let (_data, shards) = prepared();
+    // Three checkpoints, as a run killed between writing its third and pruning leaves them
+    // for keep_checkpoints = 2.
+    let run = short_run(shards.path(), short_config(4, 3), 3);
+    assert_eq!(checkpoint_dirs(run.path()).len(), 3);
+    let mut cfg = short_config(4, 2);
+    cfg.run.checkpoint_every = 10;
+    let mut opts = options(shards.path(), run.path(), cfg);
+    opts.resume = true;
+    let mut at_start = None;
+    let dir = run.path().to_path_buf();
+    musicdiff_train::train(&opts, &AtomicBool::new(false), &mut |e| {
+        if let musicdiff_train::Event::Started { .. } = e {
+            at_start = Some(checkpoint_dirs(&dir));
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        at_start.unwrap(),
+        ["step-00000002", "step-00000003"],
+        "pruned when the run opened"
+    );
+    assert_eq!(
+        checkpoint_dirs(run.path()),
+        ["step-00000003", "step-00000004"]
+    );
+}
+
+#[test]
+fn an_oversized_batch_is_refused() {
+    let (_data, shards) = prepared();
+    let mut cfg = tiny();
+    // 12 training windows: a batch of 13 cannot be filled.
+    cfg.optim.batch_size = 13;
+    let run = tempfile::tempdir().unwrap();
+    let err = musicdiff_train::train(
+        &options(shards.path(), run.path(), cfg),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("12 training windows") && err.contains("batch_size 13"),
+        "{err}"
+    );
+    assert!(!run.path().join("checkpoints").exists());
+}
+
+#[test]
+fn export_refuses_nan_weights() {
+    let (_data, shards) = prepared();
+    let run = short_run(shards.path(), short_config(1, 1), 1);
+    let ema = run.path().join("checkpoints/step-00000001/ema.safetensors");
+    let mut bytes = std::fs::read(&ema).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let at =
+        st.tensor("last.proj.bias").unwrap().data().as_ptr() as usize - bytes.as_ptr() as usize + 4;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&ema, &bytes).unwrap();
+    let out = run.path().join("model");
+    let err = musicdiff_train::export::export(&export_options(run.path(), &out))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("step-00000001") && err.contains("last.proj.bias") && err.contains("NaN"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn exporting_the_same_checkpoint_twice_gives_identical_weights() {
+    let (_data, shards) = prepared();
+    let run = short_run(shards.path(), short_config(1, 1), 1);
+    let weights: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            let out = run.path().join(format!("model{i}"));
+            musicdiff_train::export::export(&export_options(run.path(), &out)).unwrap();
+            std::fs::read(out.join("model.safetensors")).unwrap()
+        })
+        .collect();
+    assert!(weights[0] == weights[1] && weights[1] == weights[2]);
+}
+
+#[test]
+fn export_does_not_overwrite_a_model_directory_without_force() {
+    let (_data, shards) = prepared();
+    let run = short_run(shards.path(), short_config(1, 1), 1);
+    let out = run.path().join("model");
+    let mut opts = export_options(run.path(), &out);
+    musicdiff_train::export::export(&opts).unwrap();
+    let card = out.join("README.md");
+    std::fs::write(&card, "hand-written card").unwrap();
+    let err = musicdiff_train::export::export(&opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&out.display().to_string()) && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&card).unwrap(), "hand-written card");
+    opts.force = true;
+    musicdiff_train::export::export(&opts).unwrap();
+    assert_ne!(std::fs::read_to_string(&card).unwrap(), "hand-written card");
+}
+
+/// `bench/dit_params.json`: the parameter table (names, shapes, count) of the tiny and small
+/// models, which `bench/bench_train.py` checks its PyTorch peer and the Rust benchmark binary
+/// against. Run with `MUSICDIFF_WRITE_PARAMS=1` to rewrite it after a deliberate model change
+/// (then bring `bench/dit_torch.py` in line).
+#[test]
+fn the_benchmark_parameter_table_matches_the_model() {
+    let mut text = String::from(
+        "{\n  \"about\": \"musicdiff's DiT parameters per config (burn names and shapes: a linear weight is [in, out]); written and checked by crates/train/tests/train.rs, the_benchmark_parameter_table_matches_the_model; bench/bench_train.py checks its PyTorch peer against it\",\n  \"configs\": {\n",
+    );
+    let names = ["small", "tiny"];
+    for (i, name) in names.iter().enumerate() {
+        let cfg = TrainConfig::load(&config_path(name)).unwrap().model;
+        let model = cfg.init(&Device::flex());
+        let table = weights::parameter_table(&model).unwrap();
+        let count: usize = table.values().map(|s| s.iter().product::<usize>()).sum();
+        assert_eq!(count, model.num_params(), "{name}");
+        text +=
+            &format!("    \"{name}\": {{\n      \"parameters\": {count},\n      \"tensors\": {{\n");
+        let rows: Vec<String> = table
+            .iter()
+            .map(|(n, shape)| format!("        \"{n}\": {shape:?}"))
+            .collect();
+        text += &rows.join(",\n");
+        text += "\n      }\n    }";
+        text += if i + 1 < names.len() { ",\n" } else { "\n" };
+    }
+    text += "  }\n}\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/dit_params.json");
+    if std::env::var_os("MUSICDIFF_WRITE_PARAMS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let first_difference = committed
+        .lines()
+        .zip(text.lines())
+        .position(|(a, b)| a != b)
+        .map_or("its length".to_string(), |l| format!("line {}", l + 1));
+    assert!(
+        committed == text,
+        "bench/dit_params.json does not describe the model (first difference at {first_difference}): \
+         if the model changed on purpose, rerun this test with MUSICDIFF_WRITE_PARAMS=1 and bring \
+         bench/dit_torch.py (the PyTorch benchmark peer) in line"
+    );
+}

@@ -23,9 +23,12 @@ pub struct ExportCmd {
     /// Run directory (the --out of `musicdiff train`).
     #[arg(value_name = "RUN")]
     pub run: PathBuf,
-    /// Model directory to write.
+    /// Model directory to write (refused if it exists and is not empty, unless --force).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
+    /// Replace the files of an existing model directory.
+    #[arg(long)]
+    pub force: bool,
     /// Checkpoint step to export [default: the latest].
     #[arg(long, value_name = "N")]
     pub step: Option<u64>,
@@ -64,6 +67,7 @@ pub fn run(cmd: ExportCmd, ui: &Ui) -> Result<()> {
         run: cmd.run,
         step: cmd.step,
         out: cmd.output.clone(),
+        force: cmd.force,
         id: cmd.id,
         dtype: if cmd.f32 {
             WeightDtype::F32
