@@ -461,38 +461,24 @@ fn a_failed_sidecar_leaves_no_output_and_the_input_untouched() {
     std::fs::copy(dir.path().join("data/a.wav"), &input).unwrap();
     let before = std::fs::read(&input).unwrap();
     std::fs::create_dir(out.join("in.json")).unwrap();
-    let o = run(
-        &model,
-        &[
-            "fill",
-            s(&input),
-            "--from",
-            "1",
-            "--to",
-            "1.5",
-            "-o",
-            s(&input),
-        ],
-    );
+    let fill_in_place = [
+        "fill",
+        s(&input),
+        "--from",
+        "1",
+        "--to",
+        "1.5",
+        "-o",
+        s(&input),
+    ];
+    let o = run(&model, &fill_in_place);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
     assert_eq!(names(&out), ["g.png", "in.json", "in.wav", "v-2.json"]);
 
     // With the way clear, fill in place works and replaces the input.
     std::fs::remove_dir(out.join("in.json")).unwrap();
-    let o = run(
-        &model,
-        &[
-            "fill",
-            s(&input),
-            "--from",
-            "1",
-            "--to",
-            "1.5",
-            "-o",
-            s(&input),
-        ],
-    );
+    let o = run(&model, &fill_in_place);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(std::fs::read(&input).unwrap(), before);
     assert!(input.with_extension("json").is_file());

@@ -75,13 +75,7 @@ impl Default for PrepareConfig {
 
 impl PrepareConfig {
     pub fn spectrogram(&self) -> SpectrogramConfig {
-        SpectrogramConfig {
-            sample_rate: self.sample_rate,
-            n_fft: self.n_fft,
-            hop_length: self.hop_length,
-            n_mels: self.n_mels,
-            ..Default::default()
-        }
+        SpectrogramConfig::new(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
     }
 
     /// Samples per window.

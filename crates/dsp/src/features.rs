@@ -50,6 +50,18 @@ impl Default for SpectrogramConfig {
 }
 
 impl SpectrogramConfig {
+    /// The log-mel of musicdiff's data and models: these four numbers, the rest at their
+    /// defaults (Slaney mels, power 2, ln floored at 1e-5).
+    pub fn new(sample_rate: u32, n_fft: usize, hop_length: usize, n_mels: usize) -> Self {
+        Self {
+            sample_rate,
+            n_fft,
+            hop_length,
+            n_mels,
+            ..Default::default()
+        }
+    }
+
     /// Highest sample rate accepted (far above any audio format in use).
     pub const MAX_SAMPLE_RATE: u32 = 384_000;
 

@@ -54,13 +54,7 @@ pub struct DataInfo {
 impl DataInfo {
     /// The log-mel definition the model was trained on.
     pub fn spectrogram(&self) -> SpectrogramConfig {
-        SpectrogramConfig {
-            sample_rate: self.sample_rate,
-            n_fft: self.n_fft,
-            hop_length: self.hop_length,
-            n_mels: self.n_mels,
-            ..Default::default()
-        }
+        SpectrogramConfig::new(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
     }
 
     pub fn normaliser(&self) -> Normaliser {
@@ -467,14 +461,11 @@ mod tests {
         assert_eq!(values(&orig), values(&std::fs::read(&path).unwrap()));
     }
 
-    #[test]
-    fn damaged_or_foreign_directories_are_refused_with_the_file_named() {
-        let device = Device::flex();
-        let dir = tempfile::tempdir().unwrap();
-        let model = cfg().init(&device);
-        let path = dir.path().join("orig.safetensors");
-        musicdiff_model::io::save(&model, &path).unwrap();
-        let out = dir.path().join("model");
+    /// A fresh model written as an f16 model directory `DIR/model`.
+    fn f16_directory(dir: &Path, device: &Device) -> PathBuf {
+        let path = dir.join("orig.safetensors");
+        musicdiff_model::io::save(&cfg().init(device), &path).unwrap();
+        let out = dir.join("model");
         write(
             &out,
             &meta(WeightDtype::F16),
@@ -482,6 +473,14 @@ mod tests {
             "",
         )
         .unwrap();
+        out
+    }
+
+    #[test]
+    fn damaged_or_foreign_directories_are_refused_with_the_file_named() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let out = f16_directory(dir.path(), &device);
         let m = read_meta(&out).unwrap();
 
         // A flipped byte in the weights: the hash catches it.
@@ -516,17 +515,7 @@ mod tests {
     fn a_model_directory_with_nan_weights_is_refused() {
         let device = Device::flex();
         let dir = tempfile::tempdir().unwrap();
-        let model = cfg().init(&device);
-        let path = dir.path().join("orig.safetensors");
-        musicdiff_model::io::save(&model, &path).unwrap();
-        let out = dir.path().join("model");
-        write(
-            &out,
-            &meta(WeightDtype::F16),
-            &std::fs::read(&path).unwrap(),
-            "",
-        )
-        .unwrap();
+        let out = f16_directory(dir.path(), &device);
         // A NaN poked into one tensor, and the hash in model.json made to match, so that only
         // a check of the values can catch it.
         let weights = out.join(WEIGHTS_FILE);

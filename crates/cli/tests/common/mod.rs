@@ -30,25 +30,32 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A one-file audiofolder (6 s of a steady tone, captioned) prepared into shards under `dir`.
+/// An audiofolder of four clips (6 s of steady tones, captioned; `a.wav` is the one tests use
+/// as input) prepared into shards under `dir`: one window each, as many as the tiny config's
+/// batch (a smaller dataset is refused by `train`).
 pub fn tiny_shards(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let samples: Vec<f32> = (0..22050 * 6)
-        .map(|i| (i as f32 * 0.05).sin() * 0.3)
-        .collect();
-    musicdiff_dsp::audio::write_wav(
-        &data.join("a.wav"),
-        &samples,
-        22050,
-        musicdiff_dsp::audio::WavFormat::Pcm16,
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("metadata.csv"),
-        "file_name,text\na.wav,a steady hum\n",
-    )
-    .unwrap();
+    let mut metadata = String::from("file_name,text\n");
+    for (name, rate, caption) in [
+        ("a", 0.05f32, "a steady hum"),
+        ("b", 0.08, "a higher hum"),
+        ("c", 0.03, "a low drone"),
+        ("d", 0.12, "a bright tone"),
+    ] {
+        let samples: Vec<f32> = (0..22050 * 6)
+            .map(|i| (i as f32 * rate).sin() * 0.3)
+            .collect();
+        musicdiff_dsp::audio::write_wav(
+            &data.join(format!("{name}.wav")),
+            &samples,
+            22050,
+            musicdiff_dsp::audio::WavFormat::Pcm16,
+        )
+        .unwrap();
+        metadata.push_str(&format!("{name}.wav,{caption}\n"));
+    }
+    std::fs::write(data.join("metadata.csv"), metadata).unwrap();
     let shards = dir.join("shards");
     let o = musicdiff(&[
         "-q",
@@ -62,8 +69,8 @@ pub fn tiny_shards(dir: &Path) -> PathBuf {
         "text",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // 6 s of audio: one 10 s window, padded (5 s is the least a window keeps).
-    assert!(stdout(&o).contains("1 windows"), "{}", stdout(&o));
+    // 6 s of audio each: one 10 s window, padded (5 s is the least a window keeps).
+    assert!(stdout(&o).contains("4 windows"), "{}", stdout(&o));
     shards
 }
 
