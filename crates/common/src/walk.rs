@@ -72,6 +72,20 @@ pub fn walk(root: &Path) -> Result<Walk> {
     Ok(state.finish())
 }
 
+/// The files below `root` that `wanted` keeps, and what the walk skipped that matters to them:
+/// every folder link not followed, and second paths to wanted files.
+pub fn matching(root: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Walk> {
+    let walk = walk(root)?;
+    Ok(Walk {
+        files: walk.files.into_iter().filter(|p| wanted(p)).collect(),
+        skipped: walk
+            .skipped
+            .into_iter()
+            .filter(|s| s.folder || wanted(&s.path))
+            .collect(),
+    })
+}
+
 /// Every file below `root` (see [`walk`]), without the list of what was skipped.
 pub fn files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(walk(root)?.files)

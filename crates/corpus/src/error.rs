@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use musicdiff_common::io_is_bad_input;
-
 /// Result alias for this crate.
 pub type Result<T, E = CorpusError> = std::result::Result<T, E>;
 
@@ -15,13 +13,8 @@ pub enum CorpusError {
     #[error(transparent)]
     NotFound(#[from] musicdiff_common::NotFound),
     /// Reading or writing a file failed.
-    #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        /// Carried in the message rather than as a `source()`, so that printing the error
-        /// chain does not repeat it.
-        cause: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] musicdiff_common::PathError),
     /// An external tool (mma, abc2midi) failed on one input.
     #[error("{tool} failed on {input}: {detail}")]
     Tool {
@@ -53,18 +46,9 @@ pub enum CorpusError {
     Write(#[from] musicdiff_common::WriteError),
 }
 
-impl From<musicdiff_common::PathError> for CorpusError {
-    fn from(e: musicdiff_common::PathError) -> Self {
-        Self::io(e.path, e.cause)
-    }
-}
-
 impl CorpusError {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            cause: source,
-        }
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Self::Io(musicdiff_common::PathError::new(path, cause))
     }
 
     /// True when the user can fix the cause (an option, an asset, a SoundFont, an input
@@ -75,7 +59,7 @@ impl CorpusError {
             | Self::Invalid { .. }
             | Self::SoundFont { .. }
             | Self::TooShort { .. } => true,
-            Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
+            Self::Io(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
             Self::Write(e) => e.is_bad_input(),
             Self::Tool { .. } | Self::Midi { .. } => false,

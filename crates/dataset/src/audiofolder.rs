@@ -58,16 +58,10 @@ fn metadata_files(root: &Path) -> Result<(Vec<PathBuf>, Vec<musicdiff_common::wa
             Some("metadata.jsonl" | "metadata.csv")
         )
     };
-    let walk = musicdiff_common::walk::walk(root)?;
-    let files = walk.files.into_iter().filter(|p| is_metadata(p)).collect();
     // Audio is found through the metadata, not the walk: a second path to an audio file only
     // matters if a row names it, and then the row is reported.
-    let skipped = walk
-        .skipped
-        .into_iter()
-        .filter(|s| s.folder || is_metadata(&s.path))
-        .collect();
-    Ok((files, skipped))
+    let walk = musicdiff_common::walk::matching(root, is_metadata)?;
+    Ok((walk.files, walk.skipped))
 }
 
 /// A metadata row as a JSON object, or why it could not be read.

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use musicdiff_common::io_is_bad_input;
-
 /// Result alias for this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
@@ -14,13 +12,8 @@ pub enum DataError {
     #[error(transparent)]
     NotFound(#[from] musicdiff_common::NotFound),
     /// Reading or writing a file failed.
-    #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        /// Carried in the message rather than as a `source()`, so that printing the error
-        /// chain does not repeat it.
-        cause: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] musicdiff_common::PathError),
     /// A tool (the text encoder) failed on one input.
     #[error("{tool} failed on {input}: {detail}")]
     Tool {
@@ -42,29 +35,20 @@ pub enum DataError {
     Json { path: PathBuf, detail: String },
 }
 
-impl From<musicdiff_common::PathError> for DataError {
-    fn from(e: musicdiff_common::PathError) -> Self {
-        Self::io(e.path, e.cause)
-    }
-}
-
 impl DataError {
     /// True when the user can fix the cause (an option, a metadata or asset file, an input
     /// path); false for a tool failing on valid input, or the machine failing.
     pub fn is_bad_input(&self) -> bool {
         match self {
             Self::NotFound(_) | Self::Invalid { .. } | Self::Json { .. } => true,
-            Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
+            Self::Io(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
             Self::Write(e) => e.is_bad_input(),
             Self::Tool { .. } => false,
         }
     }
 
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            cause: source,
-        }
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Self::Io(musicdiff_common::PathError::new(path, cause))
     }
 }

@@ -29,14 +29,8 @@ fn parquet_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<musicdiff_common::wal
         return Ok((vec![path.to_path_buf()], Vec::new()));
     }
     let is_parquet = |p: &Path| p.extension().is_some_and(|e| e == "parquet");
-    let walk = musicdiff_common::walk::walk(path)?;
-    let files = walk.files.into_iter().filter(|p| is_parquet(p)).collect();
-    let skipped = walk
-        .skipped
-        .into_iter()
-        .filter(|s| s.folder || is_parquet(&s.path))
-        .collect();
-    Ok((files, skipped))
+    let walk = musicdiff_common::walk::matching(path, is_parquet)?;
+    Ok((walk.files, walk.skipped))
 }
 
 /// The split a file holds, from `train-...`, `test-...`, `validation-...` names or folders.
