@@ -3,7 +3,10 @@
 //! means, the mean of the first and second half), compared with the values committed in
 //! `tests/fixtures/snapshot/bundled.json`. Any unintended change to the generation path (text
 //! encoding, conditioning, objective, sampler, windows, Griffin-Lim, weights loading) moves
-//! them; float noise across machines does not (tolerance 1e-3 ln units).
+//! them by far more than the tolerance, 2e-3 ln units; float noise across machines moves them
+//! far less (the bossa demo made on another CPU, whose matrix kernels round differently,
+//! differs from this machine's by -52 dB rms in the audio and by at most 1.1e-4 in these
+//! statistics).
 //!
 //! A deliberate change (a new bundled model, a changed sampler) regenerates the file:
 //! `MUSICDIFF_UPDATE_SNAPSHOT=1 cargo test -p musicdiff-pipeline --test snapshot`, and the
@@ -13,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use musicdiff_pipeline::{Generator, Task};
 use serde_json::{Value, json};
+
+/// Largest change of a statistic (ln units) accepted as float noise.
+const TOLERANCE: f64 = 2e-3;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -81,7 +87,7 @@ fn bundled_model_generation_matches_its_snapshot() {
     assert_eq!(want.len(), got.len());
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
         assert!(
-            (w - g).abs() < 1e-3,
+            (w - g).abs() < TOLERANCE,
             "statistic {i}: {g} now, {w} in the snapshot\nall now: {got:?}"
         );
     }
