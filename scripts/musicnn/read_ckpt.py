@@ -32,6 +32,7 @@ Format notes (leveldb/table/format.{h,cc}, block.cc; tensorflow/core/util/tensor
   * BundleHeaderProto: 1 num_shards, 2 endianness (0 = LITTLE), 3 version (VersionDef).
 """
 import json
+import os
 import struct
 import sys
 from collections import OrderedDict
@@ -272,7 +273,10 @@ class Checkpoint:
                             "data_offsets": [off, off + len(b)]}
             chunks.append(b)
             off += len(b)
-        header["__metadata__"] = {"source": "TensorFlow checkpoint " + self.prefix,
+        # Name the checkpoint by its directory only (MTT_musicnn for musicnn's empty-prefix
+        # checkpoints), so that the file, and its checksum, do not depend on where it was read.
+        source = os.path.basename(self.prefix) or os.path.basename(os.path.dirname(self.prefix))
+        header["__metadata__"] = {"source": "TensorFlow checkpoint " + source,
                                   "layout": "TF: conv2d kernel [kh, kw, in, out]; dense [in, out]"}
         hb = json.dumps(header, separators=(",", ":")).encode()
         hb += b" " * (-len(hb) % 8)
