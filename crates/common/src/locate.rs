@@ -1,5 +1,5 @@
 //! Where the program finds what is not compiled into it: the assets directory (SoundFonts,
-//! MMA, abc2midi, the music21 corpus, the MiniLM encoder, installed by
+//! MMA, abc2midi, the music21 corpus, the MiniLM encoder, the musicnn judge, installed by
 //! `scripts/fetch-assets.sh`) and the bundled model directory. One order everywhere: the flag
 //! when the user gave one; else the environment variable when it is set; else the directory
 //! beside the running binary or in one of its ancestors (so `target/release/musicdiff` in a
@@ -125,6 +125,13 @@ pub mod assets {
     pub fn minilm() -> Result<PathBuf, NotFound> {
         let d = dir()?.join("minilm");
         require("the all-MiniLM-L6-v2 model", d.join("model.safetensors"))?;
+        Ok(d)
+    }
+
+    /// The MTT musicnn weights directory (holding `mtt_musicnn.safetensors`).
+    pub fn musicnn() -> Result<PathBuf, NotFound> {
+        let d = dir()?.join("musicnn");
+        require("the MTT musicnn weights", d.join("mtt_musicnn.safetensors"))?;
         Ok(d)
     }
 }
