@@ -214,8 +214,8 @@ mod tests {
         assert_eq!(log_compress(0.0), 0.0);
         // 7.0 is exact in f16: log10(70001).
         assert!((log_compress(7.0) - 70001f32.log10()).abs() < 1e-6);
-        // 0.1 rounds to f16 0.0999755859375 before scaling.
-        let q = 0.099_975_585_937_5f32;
+        // 0.1 rounds to f16 819/8192 = 0.0999755859375 before scaling.
+        let q = 819.0f32 / 8192.0;
         assert_eq!(log_compress(0.1), (10000.0 * q + 1.0).log10());
         assert!(log_compress(1e9).is_finite());
         assert_eq!(log_compress(1e9), log_compress(65504.0));

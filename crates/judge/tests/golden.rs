@@ -59,14 +59,12 @@ fn max_abs_diff(ours: &[f32], golden: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Picks one output of a patch.
+type Field = fn(&PatchOutput) -> &Vec<f32>;
+
 /// Compares one field of every patch with a golden `[P, width]` array: the worst absolute
 /// difference and the worst difference [`scaled`] by the golden magnitude.
-fn compare(
-    what: &str,
-    patches: &[PatchOutput],
-    field: fn(&PatchOutput) -> &Vec<f32>,
-    name: &str,
-) -> (f64, f64) {
+fn compare(what: &str, patches: &[PatchOutput], field: Field, name: &str) -> (f64, f64) {
     let (shape, want) = golden(name);
     assert_eq!(patches.len(), shape[0], "{what}: patch count");
     let got: Vec<f32> = patches.iter().flat_map(|p| field(p).clone()).collect();
@@ -83,7 +81,7 @@ fn compare(
 /// The four per-patch outputs against the golden files: taggram, mean_pool and penultimate
 /// within [`TOLERANCE`], max_pool within `max_pool_tolerance` relative to its magnitude.
 fn assert_matches(what: &str, patches: &[PatchOutput], max_pool_tolerance: f64) {
-    let fields: [(&str, fn(&PatchOutput) -> &Vec<f32>); 4] = [
+    let fields: [(&str, Field); 4] = [
         ("taggram", |p| &p.taggram),
         ("mean_pool", |p| &p.mean_pool),
         ("penultimate", |p| &p.penultimate),
