@@ -315,4 +315,10 @@ mod tests {
         let e = Musicnn::locate(Some(&dir)).unwrap_err();
         assert!(e.to_string().contains("mtt_musicnn.safetensors"), "{e}");
     }
+
+    #[test]
+    fn one_loaded_model_can_serve_several_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Musicnn>();
+    }
 }
