@@ -1,6 +1,6 @@
 //! `musicdiff`: the command-line front end. A thin layer over the library crates: it parses
 //! arguments, shows progress and prints errors; the work happens in the library crates
-//! (`musicdiff-dsp`, `-corpus`, `-dataset`, `-train`, `-pipeline`; see docs/architecture.md).
+//! (`musicdiff-dsp`, `-corpus`, `-dataset`, `-train`, `-pipeline`, `-eval`; see docs/architecture.md).
 //!
 //! Exit codes, one rule for every subcommand: 0 success; 2 bad input or usage, anything the
 //! user can fix in the command or its files (unreadable or damaged audio, invalid parameters,
@@ -50,6 +50,8 @@ enum Command {
     Train(commands::train::TrainCmd),
     /// Turn a training checkpoint into a model directory for generate, fill and continue.
     Export(commands::export::ExportCmd),
+    /// Measure a model against held-out clips beside baselines (FAD, KL, tag adherence, ...).
+    Eval(commands::eval::EvalCmd),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Continue(cmd) => commands::generate::run_continue(cmd, &ui),
         Command::Train(cmd) => commands::train::run(cmd, &ui),
         Command::Export(cmd) => commands::export::run(cmd, &ui),
+        Command::Eval(cmd) => commands::eval::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,6 +100,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             )*};
         }
         classify!(
+            musicdiff_eval::EvalError,
             musicdiff_train::TrainError,
             musicdiff_pipeline::PipelineError,
             musicdiff_dataset::DataError,

@@ -4,36 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{musicdiff, s, stderr, stdout, tiny_config, tiny_shards};
+use common::{musicdiff, s, stderr, stdout, tiny_model};
 
-/// Trains the tiny config for 3 steps and exports it.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let shards = tiny_shards(dir);
-    let run = dir.join("run");
-    let o = musicdiff(&[
-        "-q",
-        "train",
-        "--data",
-        s(&shards),
-        "--config",
-        s(&tiny_config()),
-        "--out",
-        s(&run),
-        "--max-steps",
-        "3",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let model = dir.join("model");
-    let o = musicdiff(&["-q", "export", s(&run), "-o", s(&model)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("musicdiff-tiny-3"), "{}", stdout(&o));
-    for f in ["model.json", "model.safetensors", "README.md"] {
-        assert!(model.join(f).exists(), "{f}");
-    }
-    model
-}
 
 /// Samples of a 16-bit WAV as integers (exact comparison).
 fn pcm(path: &Path) -> Vec<i16> {

@@ -64,6 +64,10 @@ pub struct CorpusConfig {
     pub test_fraction: f64,
     /// Chance that a channel's instrument is swapped within its GM family.
     pub remap_probability: f64,
+    /// Render only this split ("train" or "test"), leaving the other's files and metadata
+    /// alone: the held-out clips of a corpus a model was trained on, without rendering the
+    /// training clips again (each clip depends only on the seed and its index).
+    pub only_split: Option<String>,
 }
 
 impl CorpusConfig {
@@ -85,6 +89,12 @@ impl CorpusConfig {
         }
         if self.soundfonts.is_empty() {
             return bad("soundfont", "at least one SoundFont is needed".into());
+        }
+        if let Some(split) = &self.only_split
+            && split != "train"
+            && split != "test"
+        {
+            return bad("only-split", format!("must be train or test, not '{split}'"));
         }
         if !(0.0..1.0).contains(&self.test_fraction) {
             return bad(
@@ -397,6 +407,10 @@ pub fn build(
         .into_par_iter()
         .map(|i| {
             let item = item_of(i);
+            if cfg.only_split.as_deref().is_some_and(|s| s != item.split(cfg)) {
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, n);
+                return None;
+            }
             let result = match finished(i, item, cfg) {
                 Some(m) => {
                     resumed.fetch_add(1, Ordering::Relaxed);
@@ -435,6 +449,9 @@ pub fn build(
     styles.dedup();
     report.test_styles = styles;
     for split in ["train", "test"] {
+        if cfg.only_split.as_deref().is_some_and(|s| s != split) {
+            continue;
+        }
         let mut lines = String::new();
         let mut count = 0;
         for (i, m) in metas.iter().enumerate() {

@@ -20,6 +20,7 @@ fn config(out: &Path) -> CorpusConfig {
         seed: 11,
         sample_rate: 22050,
         test_fraction: 0.2,
+        only_split: None,
         remap_probability: 0.3,
     }
 }
@@ -129,4 +130,37 @@ fn bad_options_are_refused_before_any_work() {
         .to_string();
     assert!(err.contains("hours"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn only_split_renders_the_same_test_clips_and_leaves_train_alone() {
+    let full = tempfile::tempdir().unwrap();
+    let cfg = config(full.path());
+    corpus::build(&cfg, &sources(), &|_, _| {}).unwrap();
+    let part = tempfile::tempdir().unwrap();
+    let only = CorpusConfig {
+        out: part.path().to_path_buf(),
+        only_split: Some("test".into()),
+        ..config(part.path())
+    };
+    let report = corpus::build(&only, &sources(), &|_, _| {}).unwrap();
+    assert_eq!(report.train_clips, 0);
+    let test = read_meta(&part.path().join("test/metadata.jsonl"));
+    assert_eq!(test, read_meta(&full.path().join("test/metadata.jsonl")));
+    assert!(!test.is_empty());
+    for m in &test {
+        assert_eq!(
+            std::fs::read(part.path().join("test").join(&m.file_name)).unwrap(),
+            std::fs::read(full.path().join("test").join(&m.file_name)).unwrap(),
+            "{}",
+            m.file_name
+        );
+    }
+    assert!(!part.path().join("train/metadata.jsonl").exists());
+    assert_eq!(std::fs::read_dir(part.path().join("train")).unwrap().count(), 0);
+    let bad = CorpusConfig {
+        only_split: Some("dev".into()),
+        ..config(part.path())
+    };
+    assert!(corpus::build(&bad, &sources(), &|_, _| {}).is_err());
 }

@@ -162,6 +162,11 @@ pub struct ShardSummary {
     pub mel_sum: Vec<f64>,
     pub mel_sum_sq: Vec<f64>,
     pub mel_frames: u64,
+    /// Content hashes ([`musicdiff_dsp::audio::Audio::content_hash`]) of the shard's
+    /// training-split clips, so that a model can name what it was trained on and an evaluation
+    /// can refuse to test on it. Empty in summaries written before they were recorded.
+    #[serde(default)]
+    pub train_clips: Vec<String>,
 }
 
 /// The manifest of a prepared dataset.
@@ -183,6 +188,27 @@ impl Manifest {
     /// The normalisation the loader applies (and a model trained on these shards carries).
     pub fn normaliser(&self) -> Normaliser {
         Normaliser::from_f64(&self.mel_mean, &self.mel_std)
+    }
+
+    /// Content hashes of every training-split clip, sorted and distinct; `None` when a shard
+    /// with training windows was prepared before the hashes were recorded (prepare the data
+    /// again to record them).
+    pub fn training_clips(&self) -> Option<Vec<String>> {
+        if self
+            .shards
+            .iter()
+            .any(|s| s.train_windows > 0 && s.train_clips.is_empty())
+        {
+            return None;
+        }
+        let mut all: Vec<String> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.train_clips.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        Some(all)
     }
 }
 
@@ -239,12 +265,17 @@ pub fn fingerprint(records: &[Record], root: &Path) -> String {
 /// One decoded, windowed record.
 struct Decoded {
     record: Record,
+    /// [`musicdiff_dsp::audio::Audio::content_hash`] of the decoded file.
+    content_hash: String,
     windows: Vec<(usize, Vec<f32>)>,
     seconds_total: f64,
 }
 
 fn decode(record: &Record, cfg: &PrepareConfig) -> std::result::Result<Decoded, String> {
-    let audio = musicdiff_dsp::audio::load_mono(&record.audio, cfg.sample_rate)
+    let decoded = musicdiff_dsp::audio::decode_file(&record.audio).map_err(|e| e.to_string())?;
+    let content_hash = decoded.content_hash();
+    let mono = musicdiff_dsp::audio::mix_to_mono(&decoded.channels);
+    let audio = musicdiff_dsp::audio::resample(&mono, decoded.sample_rate, cfg.sample_rate)
         .map_err(|e| e.to_string())?;
     let rms =
         (audio.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / audio.len().max(1) as f64).sqrt();
@@ -266,6 +297,7 @@ fn decode(record: &Record, cfg: &PrepareConfig) -> std::result::Result<Decoded, 
         .collect();
     Ok(Decoded {
         record: record.clone(),
+        content_hash,
         windows,
         seconds_total: audio.len() as f64 / cfg.sample_rate as f64,
     })
@@ -584,6 +616,11 @@ fn prepare_shard(
         mel_sum: stats.mel_sum,
         mel_sum_sq: stats.mel_sum_sq,
         mel_frames: stats.mel_frames,
+        train_clips: good
+            .iter()
+            .filter(|d| Split::Train.holds(d.record.split.as_deref()))
+            .map(|d| d.content_hash.clone())
+            .collect(),
     };
     write_json(&out.join(summary_file(input.index)), &summary)?;
     Ok(summary)

@@ -44,6 +44,30 @@ impl Audio {
     }
 }
 
+impl Audio {
+    /// Lower-case hex SHA-256 of the decoded content: the sample rate, the channel count and
+    /// every sample (interleaved, f32 little-endian). The same samples give the same hash in
+    /// any container (a WAV and a FLAC of it, or a copy with other tags), so it identifies a
+    /// clip for the training/evaluation overlap check.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.sample_rate.to_le_bytes());
+        h.update((self.channels.len() as u32).to_le_bytes());
+        let mut buf = Vec::with_capacity(4 * self.channels.len() * self.len().min(65_536));
+        for start in (0..self.len()).step_by(65_536) {
+            buf.clear();
+            for i in start..(start + 65_536).min(self.len()) {
+                for ch in &self.channels {
+                    buf.extend_from_slice(&ch[i].to_le_bytes());
+                }
+            }
+            h.update(&buf);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// A readable name for codecs we may meet but do not decode.
 fn codec_name(codec: CodecType) -> String {
     let known = [
@@ -436,6 +460,21 @@ pub fn stage_wav(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_hash_depends_on_samples_rate_and_channels_only() {
+        let a = Audio { sample_rate: 22050, channels: vec![vec![0.1, -0.2, 0.3]] };
+        let same = a.clone();
+        assert_eq!(a.content_hash(), same.content_hash());
+        assert_eq!(a.content_hash().len(), 64);
+        let mut louder = a.clone();
+        louder.channels[0][1] = -0.25;
+        assert_ne!(a.content_hash(), louder.content_hash());
+        let other_rate = Audio { sample_rate: 44100, ..a.clone() };
+        assert_ne!(a.content_hash(), other_rate.content_hash());
+        let stereo = Audio { sample_rate: 22050, channels: vec![vec![0.1, -0.2, 0.3]; 2] };
+        assert_ne!(a.content_hash(), stereo.content_hash());
+    }
 
     #[test]
     fn pcm16_conversion_round_trips_decoded_values() {

@@ -33,6 +33,12 @@ pub const META_FILE: &str = "model.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CARD_FILE: &str = "README.md";
 /// Version tag of the directory layout, checked on load.
+/// File of a model directory (and of a run directory) listing the content hashes
+/// (`musicdiff_dsp::audio::Audio::content_hash`) of every clip the weights were trained on, one
+/// per line, sorted; absent when they are not known. The evaluation refuses to trust a
+/// reference set that overlaps it.
+pub const TRAINING_CLIPS: &str = "training-clips.txt";
+
 pub const FORMAT: &str = "musicdiff-model-1";
 
 /// What the model needs to know about its data to turn generated tokens back into audio.

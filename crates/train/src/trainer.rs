@@ -478,6 +478,7 @@ fn open_session(opts: &Options, on_event: &mut dyn FnMut(Event)) -> Result<Sessi
             lock.path().display()
         )));
     }
+    record_training_clips(opts, &loader, on_event)?;
     Ok(Session {
         plain,
         device,
@@ -488,6 +489,54 @@ fn open_session(opts: &Options, on_event: &mut dyn FnMut(Event)) -> Result<Sessi
         metrics: opts.out.join("metrics.jsonl"),
         _lock: lock,
     })
+}
+
+/// Writes `RUN/training-clips.txt`: the content hashes of the training clips of this data,
+/// of the data the run read before (a resumed run) and of the run it started from
+/// (`--init-from`), so that the exported model names everything its weights have seen. When
+/// any of them is unknown (data prepared before hashes were recorded) the list would be
+/// incomplete, so none is kept and a note says so.
+fn record_training_clips(
+    opts: &Options,
+    loader: &Loader,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    use musicdiff_pipeline::model_dir::TRAINING_CLIPS;
+    let path = opts.out.join(TRAINING_CLIPS);
+    let read = |p: &Path| -> Result<Option<Vec<String>>> {
+        match std::fs::read_to_string(p) {
+            Ok(t) => Ok(Some(t.lines().map(str::to_string).collect())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(TrainError::io(p, e)),
+        }
+    };
+    let mut sources = vec![loader.manifest().training_clips()];
+    if opts.resume && checkpoint::latest(&opts.out)?.is_some() {
+        sources.push(read(&path)?);
+    }
+    if let Some(from) = &opts.init_from {
+        // A checkpoint directory is RUN/checkpoints/step-N; a run directory is itself.
+        let run = if from.join(checkpoint::STATE).exists() {
+            from.parent().and_then(Path::parent).unwrap_or(from)
+        } else {
+            from.as_path()
+        };
+        sources.push(read(&run.join(TRAINING_CLIPS))?);
+    }
+    let Some(lists) = sources.into_iter().collect::<Option<Vec<_>>>() else {
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|e| TrainError::io(&path, e))?;
+        }
+        on_event(Event::Note(format!(
+            "the training clips are not all known (data prepared before clip hashes were recorded, or an --init-from run without {TRAINING_CLIPS}): the exported model will not name them; run `musicdiff data prepare` again to record them"
+        )));
+        return Ok(());
+    };
+    let mut all: Vec<String> = lists.into_iter().flatten().filter(|h| !h.is_empty()).collect();
+    all.sort();
+    all.dedup();
+    let text: String = all.iter().map(|h| format!("{h}\n")).collect();
+    checkpoint::write_file(&path, text.as_bytes())
 }
 
 /// Stage 2: the run continued from its latest checkpoint (`resume`), or a new one; a run

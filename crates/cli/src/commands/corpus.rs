@@ -54,6 +54,11 @@ pub struct BuildArgs {
     /// Use only MMA grooves (no folk tunes from the music21 corpus).
     #[arg(long)]
     pub no_folk: bool,
+    /// Render only this split (train or test) and write only its metadata: for instance the
+    /// held-out test clips of the corpus a model was trained on, to evaluate it, without
+    /// rendering the training clips (the same options give the same clips).
+    #[arg(long, value_name = "SPLIT")]
+    pub only_split: Option<String>,
 }
 
 pub fn run(cmd: CorpusCmd, ui: &Ui) -> anyhow::Result<()> {
@@ -88,6 +93,7 @@ fn build(args: BuildArgs, ui: &Ui) -> anyhow::Result<()> {
         sample_rate: args.sr,
         test_fraction: args.test_fraction,
         remap_probability: args.remap,
+        only_split: args.only_split,
     };
     let sources = corpus::Sources {
         mma_home: assets::mma_home()?,

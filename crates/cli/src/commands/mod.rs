@@ -2,6 +2,7 @@
 
 pub mod corpus;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod roundtrip;

@@ -78,3 +78,30 @@ pub fn tiny_shards(dir: &Path) -> PathBuf {
 pub fn tiny_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train/tiny.toml")
 }
+
+/// Trains the tiny config for 3 steps and exports it.
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    let shards = tiny_shards(dir);
+    let run = dir.join("run");
+    let o = musicdiff(&[
+        "-q",
+        "train",
+        "--data",
+        s(&shards),
+        "--config",
+        s(&tiny_config()),
+        "--out",
+        s(&run),
+        "--max-steps",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = dir.join("model");
+    let o = musicdiff(&["-q", "export", s(&run), "-o", s(&model)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("musicdiff-tiny-3"), "{}", stdout(&o));
+    for f in ["model.json", "model.safetensors", "README.md"] {
+        assert!(model.join(f).exists(), "{f}");
+    }
+    model
+}

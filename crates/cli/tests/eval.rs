@@ -1,0 +1,194 @@
+//! End-to-end test of `musicdiff eval` on a tiny model trained here and a tiny reference set of
+//! synthesised clips with stated tempo and key: every system and metric is reported, plots and
+//! audio are written, a reference clip that was trained on is warned about loudly, a second
+//! run resumes from the cache with the same numbers, and bad requests exit with code 2.
+
+mod common;
+
+use std::path::Path;
+
+use common::{musicdiff, s, stderr, stdout, tiny_model};
+
+/// Four clips of 4 s: a plucked chord on every beat at the caption's tempo, in its key.
+fn reference_set(dir: &Path, training_clip: &Path) -> std::path::PathBuf {
+    let refdir = dir.join("reference").join("test");
+    std::fs::create_dir_all(&refdir).unwrap();
+    let sr = 22050usize;
+    let mut meta = String::new();
+    for (name, bpm, root, third, caption) in [
+        ("p1", 120.0f64, 60, 64, "solo piano, C major, 120 bpm"),
+        ("p2", 90.0, 57, 60, "slow guitar in A minor, 90 bpm"),
+        ("p3", 140.0, 62, 66, "fast piano, D major, 140 bpm"),
+        ("p4", 100.0, 64, 67, "guitar with drums, E minor, 100 bpm"),
+    ] {
+        let beat = (60.0 / bpm * sr as f64) as usize;
+        let mut x = vec![0.0f32; 4 * sr];
+        for (i, v) in x.iter_mut().enumerate() {
+            let t = (i % beat) as f32 / sr as f32;
+            let env = (-t * 6.0).exp();
+            for (k, note) in [root, third, root + 7].into_iter().enumerate() {
+                let f = 440.0 * 2f32.powf((note as f32 - 69.0) / 12.0) * (1 + k % 2) as f32;
+                *v += 0.15 * env * (std::f32::consts::TAU * f * i as f32 / sr as f32).sin();
+            }
+        }
+        musicdiff_dsp::audio::write_wav(
+            &refdir.join(format!("{name}.wav")),
+            &x,
+            sr as u32,
+            musicdiff_dsp::audio::WavFormat::Pcm16,
+        )
+        .unwrap();
+        meta.push_str(&format!(
+            "{{\"file_name\": \"{name}.wav\", \"caption\": \"{caption}\", \"bpm\": {bpm}, \"time_signature\": \"4/4\"}}\n"
+        ));
+    }
+    // A clip the model was trained on, under another name.
+    std::fs::copy(training_clip, refdir.join("leak.wav")).unwrap();
+    meta.push_str("{\"file_name\": \"leak.wav\", \"caption\": \"a steady hum, 100 bpm\"}\n");
+    std::fs::write(refdir.join("metadata.jsonl"), meta).unwrap();
+    refdir
+}
+
+#[test]
+fn eval_reports_every_system_warns_about_training_clips_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    assert!(
+        model.join("training-clips.txt").is_file(),
+        "export records the training clips"
+    );
+    let reference = reference_set(dir.path(), &dir.path().join("data").join("a.wav"));
+    let out = dir.path().join("report");
+    let train = dir.path().join("data");
+    let args = [
+        "eval",
+        "--model",
+        s(&model),
+        "--reference",
+        s(&reference),
+        "--train",
+        s(&train),
+        "--n",
+        "5",
+        "--seconds",
+        "3",
+        "--steps",
+        "2",
+        "--resamples",
+        "20",
+        "--out",
+        s(&out),
+    ];
+    let o = musicdiff(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("WARNING: 1 of the 5 reference clips are among the model's"),
+        "{}",
+        stderr(&o)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let systems: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["system"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        systems,
+        [
+            "reference",
+            "oracle",
+            "model",
+            "model-fill",
+            "model-continue",
+            "model-unprompted",
+            "dice-game",
+            "markov-chain",
+            "shaped-noise"
+        ]
+    );
+    assert_eq!(report["overlap"], 1);
+    let row = |name: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["system"] == name)
+            .unwrap()
+            .clone()
+    };
+    // Every system but the reference has set distances; only edits have seams.
+    for name in &systems[1..] {
+        let r = row(name);
+        assert!(r["fad"]["value"].as_f64().unwrap() >= 0.0, "{name}");
+        assert!(r["kid"]["value"].is_number(), "{name}");
+        assert!(r["kl"]["value"].as_f64().unwrap() >= 0.0, "{name}");
+        assert!(r["tempo_acc1"]["value"].is_number(), "{name}");
+        assert_eq!(
+            r["seam_statistics"].is_null(),
+            !name.ends_with("fill") && !name.ends_with("continue"),
+            "{name}"
+        );
+    }
+    assert!(row("reference")["fad"].is_null());
+    assert!(report["conversion_sc"]["value"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["prompts_with_bpm"], 5);
+    assert_eq!(report["prompts_with_key"], 4);
+    // Files: the table, plots, audio of every system and clip.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| dice-game |") && md.contains("FAD ↓"), "{md}");
+    assert!(md.contains("**Warning:**"), "{md}");
+    for plot in ["fad", "kl", "tempo-acc1", "seam-statistics"] {
+        assert!(out.join("plots").join(format!("{plot}.svg")).is_file(), "{plot}");
+    }
+    for name in &systems {
+        assert_eq!(
+            std::fs::read_dir(out.join("audio").join(name)).unwrap().count(),
+            5,
+            "{name}"
+        );
+    }
+    assert!(stdout(&o).contains("markov-chain"), "{}", stdout(&o));
+
+    // Resumed from the cache: the same numbers.
+    let o = musicdiff(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(again["rows"], report["rows"]);
+
+    // Other settings in the same report directory are refused.
+    let mut other = args.to_vec();
+    other[8] = "4";
+    let o = musicdiff(&other);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("other settings"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_refuses_a_missing_reference_and_an_unknown_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = musicdiff(&[
+        "eval",
+        "--reference",
+        s(&dir.path().join("nope")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    let o = musicdiff(&[
+        "eval",
+        "--reference",
+        s(dir.path()),
+        "--tasks",
+        "paint",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown task 'paint'"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing written for a bad request");
+}
