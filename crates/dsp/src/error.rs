@@ -52,6 +52,10 @@ pub enum DspError {
     /// A `.npy` file is malformed or holds a type we do not read.
     #[error("{path}: bad .npy file: {detail}")]
     Npy { path: PathBuf, detail: String },
+    /// The audio cannot be analysed for `what` (tempo, key): too short, silent, or without
+    /// the structure the estimator needs; `reason` says which.
+    #[error("cannot estimate the {what}: {reason}")]
+    NotAnalysable { what: &'static str, reason: String },
 }
 
 impl DspError {
@@ -67,7 +71,8 @@ impl DspError {
             | Self::CorruptStream { .. }
             | Self::NoSamples { .. }
             | Self::InvalidParameter { .. }
-            | Self::Npy { .. } => true,
+            | Self::Npy { .. }
+            | Self::NotAnalysable { .. } => true,
             Self::Resample { .. } | Self::WavWrite { .. } | Self::ImageWrite { .. } => false,
         }
     }

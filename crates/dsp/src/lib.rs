@@ -42,12 +42,14 @@ pub mod error;
 pub mod features;
 pub mod griffin_lim;
 pub mod image;
+pub mod key;
 pub mod matrix;
 pub mod mel;
 pub mod metrics;
 pub mod normalise;
 pub mod npy;
 pub mod stft;
+pub mod tempo;
 
 pub use error::{DspError, Result};
 pub use matrix::Matrix;
