@@ -167,6 +167,115 @@ fn variants(all: bool) -> Variants {
             ("flux lag 1", TempoOptions { flux_lag: 1, ..d }),
             ("flux lag 4", TempoOptions { flux_lag: 4, ..d }),
             ("40 mels", TempoOptions { n_mels: 40, ..d }),
+            (
+                "acf dft^0.5",
+                TempoOptions {
+                    dft_weight: 0.5,
+                    ..d
+                },
+            ),
+            (
+                "acf dft^0.25",
+                TempoOptions {
+                    dft_weight: 0.25,
+                    ..d
+                },
+            ),
+            (
+                "acf only, prior 0.5 oct",
+                TempoOptions {
+                    dft_weight: 0.0,
+                    prior_octaves: 0.5,
+                    ..d
+                },
+            ),
+            (
+                "acf only, prior 0.7 oct",
+                TempoOptions {
+                    dft_weight: 0.0,
+                    prior_octaves: 0.7,
+                    ..d
+                },
+            ),
+            (
+                "acf only, prior 2 oct",
+                TempoOptions {
+                    dft_weight: 0.0,
+                    prior_octaves: 2.0,
+                    ..d
+                },
+            ),
+            (
+                "acf dft^0.5, prior 0.7 oct",
+                TempoOptions {
+                    dft_weight: 0.5,
+                    prior_octaves: 0.7,
+                    ..d
+                },
+            ),
+            (
+                "2-stage 0.5",
+                TempoOptions {
+                    octave_prior_octaves: Some(0.5),
+                    ..d
+                },
+            ),
+            (
+                "2-stage 0.7",
+                TempoOptions {
+                    octave_prior_octaves: Some(0.7),
+                    ..d
+                },
+            ),
+            (
+                "2-stage 1.0",
+                TempoOptions {
+                    octave_prior_octaves: Some(1.0),
+                    ..d
+                },
+            ),
+            (
+                "dft^0.5, prior 0.7, 2-stage 0.5",
+                TempoOptions {
+                    dft_weight: 0.5,
+                    prior_octaves: 0.7,
+                    octave_prior_octaves: Some(0.5),
+                    ..d
+                },
+            ),
+            (
+                "dft^0.5, prior 0.7, 2-stage 0.7",
+                TempoOptions {
+                    dft_weight: 0.5,
+                    prior_octaves: 0.7,
+                    octave_prior_octaves: Some(0.7),
+                    ..d
+                },
+            ),
+            (
+                "dft only, 2-stage 0.5",
+                TempoOptions {
+                    acf_weight: 0.0,
+                    octave_prior_octaves: Some(0.5),
+                    ..d
+                },
+            ),
+            (
+                "dft only, 2-stage 0.7",
+                TempoOptions {
+                    acf_weight: 0.0,
+                    octave_prior_octaves: Some(0.7),
+                    ..d
+                },
+            ),
+            (
+                "acf only, detrend 1 s",
+                TempoOptions {
+                    dft_weight: 0.0,
+                    detrend_seconds: 1.0,
+                    ..d
+                },
+            ),
         ] {
             tempo.push((label.to_string(), o));
         }
@@ -176,8 +285,14 @@ fn variants(all: bool) -> Variants {
             ChromaCompression::Log,
         ] {
             for normalise_frames in [false, true] {
-                for fmin in [27.5, 55.0, 110.0] {
-                    for profiles in [KeyProfiles::KrumhanslKessler, KeyProfiles::Temperley] {
+                for fmin in [27.5, 55.0] {
+                    for profiles in [
+                        KeyProfiles::KrumhanslKessler,
+                        KeyProfiles::Temperley,
+                        KeyProfiles::TemperleyKostkaPayne,
+                        KeyProfiles::BellmanBudge,
+                        KeyProfiles::Sapp,
+                    ] {
                         let o = KeyOptions {
                             profiles,
                             compression,

@@ -162,10 +162,19 @@ pub struct KeyEstimate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyProfiles {
     /// Krumhansl & Kessler 1982 probe-tone ratings.
-    #[default]
     KrumhanslKessler,
     /// Temperley 1999.
     Temperley,
+    /// Temperley 2007 ("Music and Probability", MIT Press): pitch-class frequencies in the
+    /// Kostka-Payne harmony textbook's excerpts. The default: best on the corpus.
+    #[default]
+    TemperleyKostkaPayne,
+    /// Bellman 2005 ("About the determination of key of a musical excerpt", CMMR): pitch-class
+    /// durations in classical chords.
+    BellmanBudge,
+    /// Sapp 2011 (Humdrum `keycor` "simple" weights): 2 for tonic and dominant, 1 for the
+    /// other scale degrees (natural minor with half weight on both sevenths).
+    Sapp,
 }
 
 impl KeyProfiles {
@@ -184,6 +193,28 @@ impl KeyProfiles {
                 [5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0],
                 [5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0],
             ),
+            Self::TemperleyKostkaPayne => (
+                [
+                    0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057,
+                    0.400,
+                ],
+                [
+                    0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133,
+                    0.330,
+                ],
+            ),
+            Self::BellmanBudge => (
+                [
+                    16.80, 0.86, 12.95, 1.41, 13.49, 11.93, 1.25, 20.28, 1.80, 8.04, 0.62, 10.57,
+                ],
+                [
+                    18.16, 0.69, 12.99, 13.34, 1.07, 11.15, 1.38, 21.07, 7.49, 1.53, 0.92, 10.21,
+                ],
+            ),
+            Self::Sapp => (
+                [2.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 1.0],
+                [2.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0, 1.0, 0.0, 0.5, 0.5],
+            ),
         }
     }
 }
@@ -193,10 +224,10 @@ impl KeyProfiles {
 pub enum ChromaCompression {
     /// `|X|^2`.
     Energy,
-    /// `|X|`.
+    /// `|X|` (the default).
+    #[default]
     Magnitude,
     /// `ln(1 + 100 |X|)`, `|X|` relative to the clip's peak.
-    #[default]
     Log,
 }
 
@@ -215,10 +246,10 @@ pub struct KeyOptions {
 impl Default for KeyOptions {
     fn default() -> Self {
         Self {
-            profiles: KeyProfiles::KrumhanslKessler,
-            compression: ChromaCompression::Log,
-            normalise_frames: true,
-            fmin: 27.5,
+            profiles: KeyProfiles::TemperleyKostkaPayne,
+            compression: ChromaCompression::Magnitude,
+            normalise_frames: false,
+            fmin: 55.0,
             fmax: 5000.0,
         }
     }

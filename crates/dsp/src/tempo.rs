@@ -67,6 +67,10 @@ pub struct TempoOptions {
     pub flux_lag: usize,
     /// Mel bands of the onset-strength spectrogram.
     pub n_mels: usize,
+    /// Width in octaves of the prior of the octave decision (the second stage, which picks
+    /// among 1/4, 1/2, 1, 2 and 4 times the first stage's tempo by autocorrelation alone);
+    /// `None` skips it.
+    pub octave_prior_octaves: Option<f64>,
     /// Seconds of the moving average subtracted from the onset envelope (0: the global mean).
     pub detrend_seconds: f64,
 }
@@ -77,12 +81,13 @@ impl Default for TempoOptions {
             min_bpm: 30.0,
             max_bpm: 300.0,
             prior_bpm: 120.0,
-            prior_octaves: 1.0,
+            prior_octaves: 0.7,
             acf_weight: 1.0,
-            dft_weight: 1.0,
+            dft_weight: 0.5,
             flux_lag: 2,
             n_mels: 128,
             detrend_seconds: 0.0,
+            octave_prior_octaves: Some(0.5),
         }
     }
 }
@@ -297,13 +302,15 @@ pub fn tempo_from_envelope(
     let grid: Vec<f64> = (0..=steps)
         .map(|i| min_bpm * 2f64.powf(octaves * i as f64 / steps as f64))
         .collect();
+    let prior = |bpm: f64, octaves: f64| -> f64 {
+        let z = (bpm / opts.prior_bpm).log2() / octaves;
+        (-0.5 * z * z).exp()
+    };
     let score = |bpm: f64| -> f64 {
         let period = 60.0 * frame_rate / bpm;
         let a = interp(&acf, period).max(0.0);
         let f = dft(bpm);
-        let z = (bpm / opts.prior_bpm).log2() / opts.prior_octaves;
-        let prior = (-0.5 * z * z).exp();
-        a.powf(opts.acf_weight) * f.powf(opts.dft_weight) * prior
+        a.powf(opts.acf_weight) * f.powf(opts.dft_weight) * prior(bpm, opts.prior_octaves)
     };
     let scores: Vec<f64> = grid.iter().map(|&b| score(b)).collect();
     let (best, &best_score) = scores
@@ -326,6 +333,23 @@ pub fn tempo_from_envelope(
             let delta = (0.5 * (l - r) / denom).clamp(-0.5, 0.5);
             bpm *= 2f64.powf(delta * octaves / steps as f64);
         }
+    }
+    if let Some(width) = opts.octave_prior_octaves {
+        // Octave decision: among the octaves of the periodicity found (1/4, 1/2, 1, 2, 4
+        // times its tempo, each the best grid point within 3 % of the multiple), the one
+        // whose beat period the envelope repeats at best, weighted by a narrower prior.
+        let relative = |b: f64| interp(&acf, 60.0 * frame_rate / b).max(0.0) * prior(b, width);
+        let mut pick = (bpm, relative(bpm));
+        for factor in [0.25, 0.5, 2.0, 4.0] {
+            let target = bpm * factor;
+            for &g in grid.iter().filter(|&&g| (g / target).ln().abs() < 0.03) {
+                let s = relative(g);
+                if s > pick.1 {
+                    pick = (g, s);
+                }
+            }
+        }
+        bpm = pick.0;
     }
     let strength = interp(&acf, 60.0 * frame_rate / bpm).clamp(0.0, 1.0);
     Ok(TempoEstimate { bpm, strength })
