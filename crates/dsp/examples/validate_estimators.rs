@@ -69,7 +69,7 @@ fn read_clips(dir: &Path) -> Vec<Clip> {
             };
             clips.push(Clip {
                 path: dir.join(split).join(&name),
-                dev: fnv(&name) % 2 == 0,
+                dev: fnv(&name).is_multiple_of(2),
                 name,
                 group,
                 bpm: v["bpm"].as_f64().unwrap_or(0.0),
@@ -456,7 +456,7 @@ fn main() {
         ("folk, all", |c| c.group != Group::Mma),
         ("all", |_| true),
     ];
-    let halves: [(&str, fn(&Clip) -> bool); 3] = [
+    let halves: [(&str, Filter); 3] = [
         ("dev", |c| c.dev),
         ("held-out", |c| !c.dev),
         ("all", |_| true),

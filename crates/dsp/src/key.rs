@@ -2,21 +2,22 @@
 //! and the MIREX weighted key score.
 //!
 //! Chroma: the STFT (8192-point Hann window at 22050 Hz, hop 2048) of the clip, each bin from
-//! 27.5 Hz to 5 kHz assigned to the pitch class of its centre frequency in equal temperament
+//! 55 Hz to 5 kHz assigned to the pitch class of its centre frequency in equal temperament
 //! (A4 = 440 Hz) with a triangular weight that falls to zero half-way between semitones, so that
-//! bins between two pitches count for neither. Each bin contributes its magnitude compressed
-//! as `ln(1 + 100 |X|)` (with `|X|` normalised to the clip's peak), and every frame's chroma
-//! is scaled to a maximum of 1 before the frames are summed, so that loud moments and strong
-//! low partials do not outvote the rest (the same compression as Müller's CLP chroma, Müller
-//! & Ewert 2011, "Chroma Toolbox", ISMIR). These choices were measured against their
-//! alternatives on the development half of the corpus (`docs/estimators.md`).
+//! bins between two pitches count for neither; bins contribute their magnitude, summed over
+//! the whole clip (a long-term pitch-class profile; Gómez 2006, "Tonal description of music
+//! audio signals", PhD thesis, UPF). Below 55 Hz the 2.7 Hz bins are wider than a semitone.
 //!
-//! Key: the Pearson correlation of the summed chroma with a major and a minor key profile
-//! rotated to each of the 12 tonics; the best of the 24 wins (Krumhansl 1990, "Cognitive
-//! foundations of musical pitch", ch. 4, with the Krumhansl-Kessler probe-tone profiles of
-//! Krumhansl & Kessler 1982). Temperley's profiles (Temperley 1999, "What's key for key? The
-//! Krumhansl-Schmuckler key-finding algorithm reconsidered", Music Perception 17(1)) are an
-//! option.
+//! Key: the Pearson correlation of that chroma with a major and a minor key profile rotated
+//! to each of the 12 tonics; the best of the 24 wins (the Krumhansl-Schmuckler algorithm,
+//! Krumhansl 1990, "Cognitive foundations of musical pitch", ch. 4). The profiles are
+//! Temperley's Kostka-Payne pitch-class frequencies (Temperley 2007, "Music and Probability";
+//! the values as in Humdrum `keycor` and music21). Krumhansl & Kessler's probe-tone profiles
+//! (1982), Temperley's 1999 profiles ("What's key for key? The Krumhansl-Schmuckler
+//! key-finding algorithm reconsidered", Music Perception 17(1)), Bellman-Budge's and Sapp's
+//! simple weights are options: on the development half of the corpus Kostka-Payne scored best
+//! and Krumhansl-Kessler worst, magnitude beat energy and log-compressed chroma, and the
+//! whole-clip sum beat normalising each frame first (`docs/estimators.md`).
 //!
 //! The score is MIREX's (2005 audio key detection; as `mir_eval.key.weighted_score`): 1 for
 //! the same key, 0.5 when the estimate is a perfect fifth above the truth in the same mode,
