@@ -102,65 +102,107 @@ fn variants(all: bool) -> Variants {
     if all {
         for (label, o) in [
             (
-                "acf only",
+                "Fourier term off (ACF only)",
                 TempoOptions {
                     dft_weight: 0.0,
                     ..d
                 },
             ),
             (
-                "dft only",
+                "ACF term off (Fourier only)",
                 TempoOptions {
                     acf_weight: 0.0,
                     ..d
                 },
             ),
             (
-                "no prior",
+                "Fourier weight 1",
                 TempoOptions {
-                    prior_octaves: f64::INFINITY,
+                    dft_weight: 1.0,
                     ..d
                 },
             ),
             (
-                "prior 0.5 oct",
+                "Fourier weight 0.25",
                 TempoOptions {
-                    prior_octaves: 0.5,
+                    dft_weight: 0.25,
                     ..d
                 },
             ),
             (
-                "prior 2 oct",
-                TempoOptions {
-                    prior_octaves: 2.0,
-                    ..d
-                },
-            ),
-            (
-                "prior 100 bpm",
-                TempoOptions {
-                    prior_bpm: 100.0,
-                    ..d
-                },
-            ),
-            (
-                "acf^2 dft",
+                "ACF weight 2",
                 TempoOptions {
                     acf_weight: 2.0,
                     ..d
                 },
             ),
             (
-                "acf dft^2",
+                "no first-stage prior",
                 TempoOptions {
-                    dft_weight: 2.0,
+                    prior_octaves: f64::INFINITY,
                     ..d
                 },
             ),
             (
-                "detrend 1 s",
+                "first-stage prior 0.5 oct",
                 TempoOptions {
-                    detrend_seconds: 1.0,
+                    prior_octaves: 0.5,
+                    ..d
+                },
+            ),
+            (
+                "first-stage prior 1 oct",
+                TempoOptions {
+                    prior_octaves: 1.0,
+                    ..d
+                },
+            ),
+            (
+                "first-stage prior 2 oct",
+                TempoOptions {
+                    prior_octaves: 2.0,
+                    ..d
+                },
+            ),
+            (
+                "priors centred on 100 bpm",
+                TempoOptions {
+                    prior_bpm: 100.0,
+                    ..d
+                },
+            ),
+            (
+                "no octave stage",
+                TempoOptions {
+                    octave_prior_octaves: None,
+                    ..d
+                },
+            ),
+            (
+                "octave-stage prior 0.7 oct",
+                TempoOptions {
+                    octave_prior_octaves: Some(0.7),
+                    ..d
+                },
+            ),
+            (
+                "octave-stage prior 1 oct",
+                TempoOptions {
+                    octave_prior_octaves: Some(1.0),
+                    ..d
+                },
+            ),
+            (
+                "global mean instead of 1 s detrend",
+                TempoOptions {
+                    detrend_seconds: 0.0,
+                    ..d
+                },
+            ),
+            (
+                "detrend 2 s",
+                TempoOptions {
+                    detrend_seconds: 2.0,
                     ..d
                 },
             ),
@@ -168,111 +210,12 @@ fn variants(all: bool) -> Variants {
             ("flux lag 4", TempoOptions { flux_lag: 4, ..d }),
             ("40 mels", TempoOptions { n_mels: 40, ..d }),
             (
-                "acf dft^0.5",
+                "first version (ACF x Fourier, prior 1 oct, one stage, global mean)",
                 TempoOptions {
-                    dft_weight: 0.5,
-                    ..d
-                },
-            ),
-            (
-                "acf dft^0.25",
-                TempoOptions {
-                    dft_weight: 0.25,
-                    ..d
-                },
-            ),
-            (
-                "acf only, prior 0.5 oct",
-                TempoOptions {
-                    dft_weight: 0.0,
-                    prior_octaves: 0.5,
-                    ..d
-                },
-            ),
-            (
-                "acf only, prior 0.7 oct",
-                TempoOptions {
-                    dft_weight: 0.0,
-                    prior_octaves: 0.7,
-                    ..d
-                },
-            ),
-            (
-                "acf only, prior 2 oct",
-                TempoOptions {
-                    dft_weight: 0.0,
-                    prior_octaves: 2.0,
-                    ..d
-                },
-            ),
-            (
-                "acf dft^0.5, prior 0.7 oct",
-                TempoOptions {
-                    dft_weight: 0.5,
-                    prior_octaves: 0.7,
-                    ..d
-                },
-            ),
-            (
-                "2-stage 0.5",
-                TempoOptions {
-                    octave_prior_octaves: Some(0.5),
-                    ..d
-                },
-            ),
-            (
-                "2-stage 0.7",
-                TempoOptions {
-                    octave_prior_octaves: Some(0.7),
-                    ..d
-                },
-            ),
-            (
-                "2-stage 1.0",
-                TempoOptions {
-                    octave_prior_octaves: Some(1.0),
-                    ..d
-                },
-            ),
-            (
-                "dft^0.5, prior 0.7, 2-stage 0.5",
-                TempoOptions {
-                    dft_weight: 0.5,
-                    prior_octaves: 0.7,
-                    octave_prior_octaves: Some(0.5),
-                    ..d
-                },
-            ),
-            (
-                "dft^0.5, prior 0.7, 2-stage 0.7",
-                TempoOptions {
-                    dft_weight: 0.5,
-                    prior_octaves: 0.7,
-                    octave_prior_octaves: Some(0.7),
-                    ..d
-                },
-            ),
-            (
-                "dft only, 2-stage 0.5",
-                TempoOptions {
-                    acf_weight: 0.0,
-                    octave_prior_octaves: Some(0.5),
-                    ..d
-                },
-            ),
-            (
-                "dft only, 2-stage 0.7",
-                TempoOptions {
-                    acf_weight: 0.0,
-                    octave_prior_octaves: Some(0.7),
-                    ..d
-                },
-            ),
-            (
-                "acf only, detrend 1 s",
-                TempoOptions {
-                    dft_weight: 0.0,
-                    detrend_seconds: 1.0,
+                    dft_weight: 1.0,
+                    prior_octaves: 1.0,
+                    octave_prior_octaves: None,
+                    detrend_seconds: 0.0,
                     ..d
                 },
             ),

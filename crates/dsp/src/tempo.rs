@@ -91,7 +91,7 @@ impl Default for TempoOptions {
             dft_weight: 0.5,
             flux_lag: 2,
             n_mels: 128,
-            detrend_seconds: 0.0,
+            detrend_seconds: 1.0,
             octave_prior_octaves: Some(0.5),
         }
     }
