@@ -6,8 +6,9 @@
 //! "held-out" (reported separately, untouched by the choice). See `docs/estimators.md`.
 //!
 //! ```sh
-//! cargo run --example validate_estimators -- data/est-corpus            # defaults
-//! cargo run --example validate_estimators -- data/est-corpus --variants # the settings compared
+//! cargo run --release -p musicdiff-dsp --example validate_estimators -- data/est-corpus
+//! # also the settings compared (dev half) and one line per clip:
+//! cargo run --release -p musicdiff-dsp --example validate_estimators -- data/est-corpus --variants --list
 //! ```
 
 use std::collections::BTreeMap;

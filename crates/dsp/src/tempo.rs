@@ -5,8 +5,8 @@
 //! `S` in dB floored 80 dB below the clip's peak (Böck & Widmer 2013 "Maximum filter vibrato
 //! suppression for onset detection" for the log-mel flux; McFee et al. 2015 for librosa).
 //!
-//! The tempo is found in two stages. First, the best of a log-spaced grid of candidates from
-//! 30 to 300 bpm, each scored by the product of
+//! The envelope minus its 1 s moving average is analysed in two stages. First, the best of a
+//! log-spaced grid of candidates from 30 to 300 bpm, each scored by the product of
 //! - the autocorrelation of the onset envelope at the candidate's beat period (Ellis 2007,
 //!   "Beat tracking by dynamic programming", J. New Music Research 36(1), whose tempo stage is
 //!   `librosa.beat.tempo`). The autocorrelation also peaks at multiples of the period, that is
@@ -235,7 +235,9 @@ fn interp(v: &[f64], x: f64) -> f64 {
     v[i] * (1.0 - f) + v[i + 1] * f
 }
 
-/// The tempo of an onset envelope sampled at `frame_rate` Hz.
+/// The tempo of an onset envelope sampled at `frame_rate` Hz, in the units of
+/// [`onset_strength`] (mean dB rise per frame; an envelope that never reaches
+/// [`MIN_ONSET_DB`] is an error).
 pub fn tempo_from_envelope(
     env: &[f64],
     frame_rate: f64,
