@@ -140,11 +140,16 @@ fn eval_reports_every_system_warns_about_training_clips_and_resumes() {
     assert!(md.contains("| dice-game |") && md.contains("FAD ↓"), "{md}");
     assert!(md.contains("**Warning:**"), "{md}");
     for plot in ["fad", "kl", "tempo-acc1", "seam-statistics"] {
-        assert!(out.join("plots").join(format!("{plot}.svg")).is_file(), "{plot}");
+        assert!(
+            out.join("plots").join(format!("{plot}.svg")).is_file(),
+            "{plot}"
+        );
     }
     for name in &systems {
         assert_eq!(
-            std::fs::read_dir(out.join("audio").join(name)).unwrap().count(),
+            std::fs::read_dir(out.join("audio").join(name))
+                .unwrap()
+                .count(),
             5,
             "{name}"
         );
@@ -189,6 +194,10 @@ fn eval_refuses_a_missing_reference_and_an_unknown_task() {
         s(&out),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("unknown task 'paint'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown task 'paint'"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists(), "nothing written for a bad request");
 }

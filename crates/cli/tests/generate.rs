@@ -8,7 +8,6 @@ use std::path::Path;
 
 use common::{musicdiff, s, stderr, stdout, tiny_model};
 
-
 /// Samples of a 16-bit WAV as integers (exact comparison).
 fn pcm(path: &Path) -> Vec<i16> {
     let a = musicdiff_dsp::audio::decode_file(path).unwrap();

@@ -94,7 +94,10 @@ impl CorpusConfig {
             && split != "train"
             && split != "test"
         {
-            return bad("only-split", format!("must be train or test, not '{split}'"));
+            return bad(
+                "only-split",
+                format!("must be train or test, not '{split}'"),
+            );
         }
         if !(0.0..1.0).contains(&self.test_fraction) {
             return bad(
@@ -407,7 +410,11 @@ pub fn build(
         .into_par_iter()
         .map(|i| {
             let item = item_of(i);
-            if cfg.only_split.as_deref().is_some_and(|s| s != item.split(cfg)) {
+            if cfg
+                .only_split
+                .as_deref()
+                .is_some_and(|s| s != item.split(cfg))
+            {
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, n);
                 return None;
             }

@@ -157,7 +157,12 @@ fn only_split_renders_the_same_test_clips_and_leaves_train_alone() {
         );
     }
     assert!(!part.path().join("train/metadata.jsonl").exists());
-    assert_eq!(std::fs::read_dir(part.path().join("train")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(part.path().join("train"))
+            .unwrap()
+            .count(),
+        0
+    );
     let bad = CorpusConfig {
         only_split: Some("dev".into()),
         ..config(part.path())

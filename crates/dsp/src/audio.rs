@@ -463,16 +463,25 @@ mod tests {
 
     #[test]
     fn content_hash_depends_on_samples_rate_and_channels_only() {
-        let a = Audio { sample_rate: 22050, channels: vec![vec![0.1, -0.2, 0.3]] };
+        let a = Audio {
+            sample_rate: 22050,
+            channels: vec![vec![0.1, -0.2, 0.3]],
+        };
         let same = a.clone();
         assert_eq!(a.content_hash(), same.content_hash());
         assert_eq!(a.content_hash().len(), 64);
         let mut louder = a.clone();
         louder.channels[0][1] = -0.25;
         assert_ne!(a.content_hash(), louder.content_hash());
-        let other_rate = Audio { sample_rate: 44100, ..a.clone() };
+        let other_rate = Audio {
+            sample_rate: 44100,
+            ..a.clone()
+        };
         assert_ne!(a.content_hash(), other_rate.content_hash());
-        let stereo = Audio { sample_rate: 22050, channels: vec![vec![0.1, -0.2, 0.3]; 2] };
+        let stereo = Audio {
+            sample_rate: 22050,
+            channels: vec![vec![0.1, -0.2, 0.3]; 2],
+        };
         assert_ne!(a.content_hash(), stereo.content_hash());
     }
 

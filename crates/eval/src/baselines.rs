@@ -69,10 +69,12 @@ pub fn dice_game(
     // 1. Every whole bar of every eligible clip, as (clip, start, end) in samples.
     let mut bars = Vec::new();
     for (i, clip) in pool.iter().enumerate() {
-        if Some(i) == exclude || !(clip.bpm > 0.0) || clip.beats_per_bar == 0 {
+        let tempo_known = clip.bpm.is_finite() && clip.bpm > 0.0;
+        if Some(i) == exclude || !tempo_known || clip.beats_per_bar == 0 {
             continue;
         }
-        let bar = (clip.beats_per_bar as f64 * 60.0 / clip.bpm * sample_rate as f64).round() as usize;
+        let bar =
+            (clip.beats_per_bar as f64 * 60.0 / clip.bpm * sample_rate as f64).round() as usize;
         if bar == 0 {
             continue;
         }
@@ -132,27 +134,42 @@ impl MarkovChain {
         if frames.len() < k || k == 0 {
             return Err(EvalError::invalid(
                 "train",
-                format!("the Markov chain needs at least {k} frames of training audio, got {}", frames.len()),
+                format!(
+                    "the Markov chain needs at least {k} frames of training audio, got {}",
+                    frames.len()
+                ),
             ));
         }
         let d = frames[0].len();
         // 1. Per-band standardisation.
         let n = frames.len() as f64;
-        let mean: Vec<f64> = (0..d).map(|j| frames.iter().map(|f| f[j] as f64).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = (0..d)
+            .map(|j| frames.iter().map(|f| f[j] as f64).sum::<f64>() / n)
+            .collect();
         let std: Vec<f64> = (0..d)
             .map(|j| {
-                (frames.iter().map(|f| (f[j] as f64 - mean[j]).powi(2)).sum::<f64>() / n)
+                (frames
+                    .iter()
+                    .map(|f| (f[j] as f64 - mean[j]).powi(2))
+                    .sum::<f64>()
+                    / n)
                     .sqrt()
                     .max(1e-6)
             })
             .collect();
         let z: Vec<Vec<f32>> = frames
             .iter()
-            .map(|f| f.iter().enumerate().map(|(j, &v)| ((v as f64 - mean[j]) / std[j]) as f32).collect())
+            .map(|f| {
+                f.iter()
+                    .enumerate()
+                    .map(|(j, &v)| ((v as f64 - mean[j]) / std[j]) as f32)
+                    .collect()
+            })
             .collect();
         // 2. k-means++ seeding, then Lloyd iterations.
         let mut rng = Rng::for_item(seed, 0);
-        let dist = |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+        let dist =
+            |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
         let mut centres: Vec<Vec<f32>> = vec![rng.choose(&z).clone()];
         let mut nearest: Vec<f32> = z.iter().map(|f| dist(f, &centres[0])).collect();
         while centres.len() < k {
@@ -193,7 +210,10 @@ impl MarkovChain {
             }
             for c in 0..k {
                 if counts[c] > 0 {
-                    centres[c] = sums[c].iter().map(|&s| (s / counts[c] as f64) as f32).collect();
+                    centres[c] = sums[c]
+                        .iter()
+                        .map(|&s| (s / counts[c] as f64) as f32)
+                        .collect();
                 }
             }
             labels = assign(&centres);
@@ -225,7 +245,12 @@ impl MarkovChain {
         // Centres back to log-mel units.
         let centres = centres
             .iter()
-            .map(|c| c.iter().enumerate().map(|(j, &v)| (v as f64 * std[j] + mean[j]) as f32).collect())
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .map(|(j, &v)| (v as f64 * std[j] + mean[j]) as f32)
+                    .collect()
+            })
             .collect();
         Ok(Self {
             centres,
@@ -323,8 +348,16 @@ mod tests {
         let a = vec![1.0f32; 650];
         let b = vec![9.0f32; 650];
         let pool = [
-            PoolClip { audio: &a, bpm: 120.0, beats_per_bar: 4 },
-            PoolClip { audio: &b, bpm: 120.0, beats_per_bar: 4 },
+            PoolClip {
+                audio: &a,
+                bpm: 120.0,
+                beats_per_bar: 4,
+            },
+            PoolClip {
+                audio: &b,
+                bpm: 120.0,
+                beats_per_bar: 4,
+            },
         ];
         let out = dice_game(&pool, Some(1), 500, sr, 3).unwrap();
         assert_eq!(out.len(), 500);
@@ -343,8 +376,8 @@ mod tests {
         let cols = 300;
         let mut m = Matrix::zeros(2, cols);
         for t in 0..cols {
-            for r in 0..2 {
-                m.row_mut(r)[t] = frames[t % 3][r];
+            for (r, &v) in frames[t % 3].iter().enumerate() {
+                m.row_mut(r)[t] = v;
             }
         }
         let chain = MarkovChain::fit(&[m], 3, 1).unwrap();
@@ -353,7 +386,9 @@ mod tests {
         let which = |t: usize| {
             frames
                 .iter()
-                .position(|f| (f[0] - s.get(0, t)).abs() < 1e-3 && (f[1] - s.get(1, t)).abs() < 1e-3)
+                .position(|f| {
+                    (f[0] - s.get(0, t)).abs() < 1e-3 && (f[1] - s.get(1, t)).abs() < 1e-3
+                })
                 .expect("a sampled frame is one of the centres")
         };
         for t in 1..30 {

@@ -27,7 +27,10 @@ pub enum EvalError {
     ReportDir { path: PathBuf, detail: String },
     /// A metric that cannot be computed from what was given (too few clips, ...).
     #[error("{metric}: {detail}")]
-    Metric { metric: &'static str, detail: String },
+    Metric {
+        metric: &'static str,
+        detail: String,
+    },
     #[error(transparent)]
     Path(#[from] PathError),
     #[error(transparent)]

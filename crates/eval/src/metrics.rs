@@ -49,9 +49,18 @@ pub fn compute(
         a.iter().map(|c| c.embeddings.clone()).collect()
     };
     let reference_embeddings = grouped(reference);
-    let bpms: Vec<Option<f64>> = clips.iter().map(|c| prompt::stated_bpm(&c.caption)).collect();
-    let keys: Vec<Option<Key>> = clips.iter().map(|c| prompt::stated_key(&c.caption)).collect();
-    let named: Vec<Vec<&str>> = clips.iter().map(|c| prompt::named_tags(&c.caption)).collect();
+    let bpms: Vec<Option<f64>> = clips
+        .iter()
+        .map(|c| prompt::stated_bpm(&c.caption))
+        .collect();
+    let keys: Vec<Option<Key>> = clips
+        .iter()
+        .map(|c| prompt::stated_key(&c.caption))
+        .collect();
+    let named: Vec<Vec<&str>> = clips
+        .iter()
+        .map(|c| prompt::named_tags(&c.caption))
+        .collect();
     // Tags with enough prompts on both sides.
     let tags: Vec<(&str, usize)> = MTT_TAGS
         .iter()
@@ -114,7 +123,11 @@ pub fn compute(
             let (mut pos, mut neg) = (Vec::new(), Vec::new());
             for &i in pick {
                 let p = analyses[i].tags[index] as f64;
-                if named[i].contains(&tag) { pos.push(p) } else { neg.push(p) }
+                if named[i].contains(&tag) {
+                    pos.push(p)
+                } else {
+                    neg.push(p)
+                }
             }
             stats::roc_auc(&pos, &neg)
         };
@@ -167,18 +180,19 @@ pub fn compute(
         let key = stats::mean_with_interval(&key_scores, resamples, SEED);
         // 5. Seams: mean distance across the edit's seams over the mean at the same places in
         // the untouched reference.
-        let ratio = |pick: &[usize], f: &dyn Fn(&crate::suite::SeamMeasure) -> Option<(f64, f64)>| {
-            let (mut a, mut b) = (0.0, 0.0);
-            for &i in pick {
-                for s in &analyses[i].seams {
-                    if let Some((x, y)) = f(s) {
-                        a += x;
-                        b += y;
+        let ratio =
+            |pick: &[usize], f: &dyn Fn(&crate::suite::SeamMeasure) -> Option<(f64, f64)>| {
+                let (mut a, mut b) = (0.0, 0.0);
+                for &i in pick {
+                    for s in &analyses[i].seams {
+                        if let Some((x, y)) = f(s) {
+                            a += x;
+                            b += y;
+                        }
                     }
                 }
-            }
-            (b > 0.0).then(|| a / b)
-        };
+                (b > 0.0).then(|| a / b)
+            };
         let has_seams = analyses.iter().any(|a| !a.seams.is_empty());
         let seam_statistics = has_seams
             .then(|| {

@@ -87,30 +87,37 @@ pub fn stated_bpm(prompt: &str) -> Option<f64> {
     None
 }
 
-/// The key a prompt states: a note name (A-G with an optional sharp or flat) followed by
-/// "major" or "minor" ("A minor", "in F# major", "Bb minor").
+/// The key a prompt states: a note name (A-G, with a sharp or flat as a sign or a word)
+/// followed by "major" or "minor" ("A minor", "in F# major", "Bb minor", "E flat major",
+/// "F sharp minor").
 pub fn stated_key(prompt: &str) -> Option<Key> {
     let tokens: Vec<&str> = prompt
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '.' || c == '(' || c == ')')
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '.' | '(' | ')'))
         .filter(|t| !t.is_empty())
         .collect();
-    tokens.windows(2).find_map(|w| {
-        let mode = w[1].to_lowercase();
+    let is_note = |t: &str| {
+        let mut chars = t.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| ('A'..='G').contains(&c.to_ascii_uppercase()));
+        let rest: String = chars.collect();
+        first_ok && matches!(rest.as_str(), "" | "#" | "b" | "♯" | "♭")
+    };
+    (0..tokens.len()).find_map(|i| {
+        let note = *tokens.get(i)?;
+        if !is_note(note) {
+            return None;
+        }
+        // "E flat major": the accidental as a word between the note and the mode.
+        let (accidental, mode_at) = match tokens.get(i + 1).map(|t| t.to_lowercase()) {
+            Some(a) if a == "flat" || a == "sharp" => (format!(" {a}"), i + 2),
+            _ => (String::new(), i + 1),
+        };
+        let mode = tokens.get(mode_at)?.to_lowercase();
         if mode != "major" && mode != "minor" {
             return None;
         }
-        let note = w[0];
-        let mut chars = note.chars();
-        let first = chars.next()?;
-        if !('A'..='G').contains(&first.to_ascii_uppercase()) || note.len() > 2 {
-            return None;
-        }
-        if let Some(acc) = chars.next()
-            && !matches!(acc, '#' | 'b' | '♯' | '♭')
-        {
-            return None;
-        }
-        Key::parse(&format!("{note} {mode}"))
+        Key::parse(&format!("{note}{accidental} {mode}"))
     })
 }
 
@@ -125,7 +132,10 @@ mod tests {
             vec!["guitar", "slow", "drums"]
         );
         // "harpsichord" does not name "harp"; "pop" inside "popular" does not count.
-        assert_eq!(named_tags("harpsichord solo, popular tune"), vec!["harpsichord", "solo"]);
+        assert_eq!(
+            named_tags("harpsichord solo, popular tune"),
+            vec!["harpsichord", "solo"]
+        );
         assert_eq!(named_tags("jig played on fiddle"), vec!["violin"]);
         assert!(named_tags("").is_empty());
     }
@@ -149,12 +159,18 @@ mod tests {
     #[test]
     fn key_is_read_from_note_and_mode() {
         let a_minor = Key::parse("A minor").unwrap();
-        assert_eq!(stated_key("slow bossa nova, A minor, 90 bpm"), Some(a_minor));
         assert_eq!(
-            stated_key("in F# major (4/4)"),
-            Key::parse("F# major")
+            stated_key("slow bossa nova, A minor, 90 bpm"),
+            Some(a_minor)
         );
+        assert_eq!(stated_key("in F# major (4/4)"), Key::parse("F# major"));
         assert_eq!(stated_key("Bb minor"), Key::parse("Bb minor"));
+        assert_eq!(
+            stated_key("Organ in E flat major (pop, 99 bpm)"),
+            Key::parse("Eb major")
+        );
+        assert_eq!(stated_key("reel, F sharp minor"), Key::parse("F# minor"));
+        assert_ne!(stated_key("E flat major"), stated_key("E major"));
         assert_eq!(stated_key("a major triumph"), Key::parse("A major"));
         assert_eq!(stated_key("the minor details"), None);
         assert_eq!(stated_key("no key"), None);

@@ -46,7 +46,11 @@ pub fn beats_per_bar(time_signature: &str) -> Option<usize> {
     if n == 0 || d == 0 {
         return None;
     }
-    Some(if d == 8 && n % 3 == 0 && n > 3 { n / 3 } else { n })
+    Some(if d == 8 && n % 3 == 0 && n > 3 {
+        n / 3
+    } else {
+        n
+    })
 }
 
 /// `n` indices spread evenly over `0..available` (all of them when `n >= available`), so that
@@ -123,7 +127,13 @@ pub fn load(
             .unwrap_or_else(|| format!("clip{i}"));
         let mut id: String = stem
             .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         while !ids.insert(id.clone()) {
             id.push('_');

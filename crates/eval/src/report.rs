@@ -78,15 +78,60 @@ struct Column {
 }
 
 const COLUMNS: [Column; 9] = [
-    Column { name: "FAD", file: "fad", lower_is_better: true, get: |r| r.fad },
-    Column { name: "KID", file: "kid", lower_is_better: true, get: |r| r.kid },
-    Column { name: "KL", file: "kl", lower_is_better: true, get: |r| r.kl },
-    Column { name: "tag AUC", file: "tag-adherence", lower_is_better: false, get: |r| r.tag_adherence },
-    Column { name: "tempo Acc1", file: "tempo-acc1", lower_is_better: false, get: |r| r.tempo_acc1 },
-    Column { name: "tempo Acc2", file: "tempo-acc2", lower_is_better: false, get: |r| r.tempo_acc2 },
-    Column { name: "key (MIREX)", file: "key", lower_is_better: false, get: |r| r.key_mirex },
-    Column { name: "seam stats", file: "seam-statistics", lower_is_better: true, get: |r| r.seam_statistics },
-    Column { name: "seam emb.", file: "seam-embedding", lower_is_better: true, get: |r| r.seam_embedding },
+    Column {
+        name: "FAD",
+        file: "fad",
+        lower_is_better: true,
+        get: |r| r.fad,
+    },
+    Column {
+        name: "KID",
+        file: "kid",
+        lower_is_better: true,
+        get: |r| r.kid,
+    },
+    Column {
+        name: "KL",
+        file: "kl",
+        lower_is_better: true,
+        get: |r| r.kl,
+    },
+    Column {
+        name: "tag AUC",
+        file: "tag-adherence",
+        lower_is_better: false,
+        get: |r| r.tag_adherence,
+    },
+    Column {
+        name: "tempo Acc1",
+        file: "tempo-acc1",
+        lower_is_better: false,
+        get: |r| r.tempo_acc1,
+    },
+    Column {
+        name: "tempo Acc2",
+        file: "tempo-acc2",
+        lower_is_better: false,
+        get: |r| r.tempo_acc2,
+    },
+    Column {
+        name: "key (MIREX)",
+        file: "key",
+        lower_is_better: false,
+        get: |r| r.key_mirex,
+    },
+    Column {
+        name: "seam stats",
+        file: "seam-statistics",
+        lower_is_better: true,
+        get: |r| r.seam_statistics,
+    },
+    Column {
+        name: "seam emb.",
+        file: "seam-embedding",
+        lower_is_better: true,
+        get: |r| r.seam_embedding,
+    },
 ];
 
 /// `value [low, high]` with precision suited to the magnitude.
@@ -104,7 +149,10 @@ fn cell(e: Option<Estimate>) -> String {
             if e.low == e.high {
                 format!("{:.*}", digits, e.value)
             } else {
-                format!("{:.*} [{:.*}, {:.*}]", digits, e.value, digits, e.low, digits, e.high)
+                format!(
+                    "{:.*} [{:.*}, {:.*}]",
+                    digits, e.value, digits, e.low, digits, e.high
+                )
             }
         }
     }
@@ -143,7 +191,12 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = write!(md, "| system |");
     for c in &COLUMNS {
-        let _ = write!(md, " {} {} |", c.name, if c.lower_is_better { "↓" } else { "↑" });
+        let _ = write!(
+            md,
+            " {} {} |",
+            c.name,
+            if c.lower_is_better { "↓" } else { "↑" }
+        );
     }
     let _ = writeln!(md);
     let _ = writeln!(md, "|---|{}", "---|".repeat(COLUMNS.len()));
@@ -167,7 +220,10 @@ pub fn markdown(r: &Report) -> String {
     );
     if !r.heldout_loss.is_empty() {
         let _ = writeln!(md, "## Held-out diffusion loss (from training)\n");
-        let step = r.heldout_step.map(|s| format!(" at step {s}")).unwrap_or_default();
+        let step = r
+            .heldout_step
+            .map(|s| format!(" at step {s}"))
+            .unwrap_or_default();
         let _ = writeln!(md, "| task | loss{step} |\n|---|---|");
         for (task, loss) in &r.heldout_loss {
             let _ = writeln!(md, "| {task} | {loss:.4} |");
@@ -204,7 +260,10 @@ pub fn markdown(r: &Report) -> String {
     if !r.tags.is_empty() {
         let _ = writeln!(md, "- [tag adherence per tag](plots/tags.svg)");
     }
-    let _ = writeln!(md, "\nAudio: `audio/SYSTEM/ID.wav`; per-clip analyses: `cache/SYSTEM/ID.json`.");
+    let _ = writeln!(
+        md,
+        "\nAudio: `audio/SYSTEM/ID.wav`; per-clip analyses: `cache/SYSTEM/ID.json`."
+    );
     if !r.notes.is_empty() {
         let _ = writeln!(md, "\nNotes:\n");
         for n in &r.notes {
@@ -224,7 +283,8 @@ pub fn summary(r: &Report) -> String {
     for row in &r.rows {
         let _ = write!(out, "{:<18}", row.system);
         for c in &COLUMNS {
-            let v = (c.get)(row).map_or("–".to_string(), |e| cell(Some(Estimate::exact(e.value))));
+            let v =
+                (c.get)(row).map_or("–".to_string(), |e| cell(Some(Estimate::exact(e.value))));
             let _ = write!(out, " {v:>11}");
         }
         out.push('\n');
@@ -236,7 +296,9 @@ pub fn summary(r: &Report) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Horizontal bars, one per system, with the interval as a whisker.
@@ -244,7 +306,10 @@ pub fn bar_chart(title: &str, bars: &[(String, Estimate)], lower_is_better: bool
     let (label_w, plot_w, row_h, top) = (150.0, 420.0, 24.0, 40.0);
     let width = label_w + plot_w + 90.0;
     let height = top + row_h * bars.len() as f64 + 30.0;
-    let lo = bars.iter().map(|(_, e)| e.low.min(e.value)).fold(0.0f64, f64::min);
+    let lo = bars
+        .iter()
+        .map(|(_, e)| e.low.min(e.value))
+        .fold(0.0f64, f64::min);
     let hi = bars
         .iter()
         .map(|(_, e)| e.high.max(e.value))
@@ -264,7 +329,11 @@ pub fn bar_chart(title: &str, bars: &[(String, Estimate)], lower_is_better: bool
     );
     for (i, (name, e)) in bars.iter().enumerate() {
         let y = top + row_h * i as f64;
-        let colour = if name.starts_with("model") { "#3b6fb6" } else { "#9a9a9a" };
+        let colour = if name.starts_with("model") {
+            "#3b6fb6"
+        } else {
+            "#9a9a9a"
+        };
         let _ = writeln!(
             svg,
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
@@ -340,7 +409,11 @@ pub fn tag_chart(r: &Report) -> String {
         r#"<text x="10" y="22" font-size="15" font-weight="bold">Tag adherence: ROC AUC per MTT tag (0.5 = chance)</text>"#
     );
     for v in [0.0, 0.5, 1.0] {
-        let dash = if v == 0.5 { r#" stroke-dasharray="4 3""# } else { "" };
+        let dash = if v == 0.5 {
+            r#" stroke-dasharray="4 3""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             svg,
             r#"<path d="M{left} {}H{}" stroke="black"{dash}/><text x="{}" y="{}" text-anchor="end">{v}</text>"#,
@@ -432,7 +505,11 @@ mod tests {
         assert_eq!(cell(None), "–");
         assert_eq!(cell(Some(Estimate::exact(0.5))), "0.500");
         assert_eq!(
-            cell(Some(Estimate { value: 12.345, low: 10.0, high: 15.5 })),
+            cell(Some(Estimate {
+                value: 12.345,
+                low: 10.0,
+                high: 15.5
+            })),
             "12.35 [10.00, 15.50]"
         );
     }
@@ -442,8 +519,22 @@ mod tests {
         let svg = bar_chart(
             "FAD",
             &[
-                ("oracle".into(), Estimate { value: 1.0, low: 0.5, high: 1.5 }),
-                ("model".into(), Estimate { value: 5.0, low: 4.0, high: 6.0 }),
+                (
+                    "oracle".into(),
+                    Estimate {
+                        value: 1.0,
+                        low: 0.5,
+                        high: 1.5,
+                    },
+                ),
+                (
+                    "model".into(),
+                    Estimate {
+                        value: 5.0,
+                        low: 4.0,
+                        high: 6.0,
+                    },
+                ),
             ],
             true,
         );

@@ -39,7 +39,11 @@ pub fn statistics_distance(log_mel: &Matrix<f32>, frame: usize, window: usize) -
     }
     let before = window_statistics(log_mel, frame.saturating_sub(window), frame);
     let after = window_statistics(log_mel, frame, (frame + window).min(cols));
-    let sq: f64 = before.iter().zip(&after).map(|(x, y)| (x - y).powi(2)).sum();
+    let sq: f64 = before
+        .iter()
+        .zip(&after)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum();
     Some((sq / before.len() as f64).sqrt())
 }
 
@@ -60,7 +64,8 @@ mod tests {
         let mut m = Matrix::zeros(3, cols);
         for r in 0..3 {
             for t in 0..cols {
-                m.row_mut(r)[t] = if t < seam { level_before } else { level_after } + (t % 2) as f32;
+                m.row_mut(r)[t] =
+                    if t < seam { level_before } else { level_after } + (t % 2) as f32;
             }
         }
         m

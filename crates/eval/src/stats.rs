@@ -142,10 +142,14 @@ fn flatten<'a>(groups: Grouped<'a>, pick: &[usize]) -> Vec<&'a [f32]> {
         .collect()
 }
 
+/// A distance between two sets of embeddings ([`frechet_distance`] or
+/// [`kernel_inception_distance`]).
+pub type SetDistance = fn(&[&[f32]], &[&[f32]]) -> Result<f64>;
+
 /// A set distance (FAD or KID) between two grouped sets, with a bootstrap interval from
 /// resampling the clips of both sets with replacement.
 pub fn distance_with_interval(
-    metric: fn(&[&[f32]], &[&[f32]]) -> Result<f64>,
+    metric: SetDistance,
     a: Grouped,
     b: Grouped,
     resamples: usize,
@@ -157,8 +161,12 @@ pub fn distance_with_interval(
     let mut rng = Rng::for_item(seed, 0);
     let mut draws = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        let pa: Vec<usize> = (0..a.len()).map(|_| rng.range(0, a.len() as u64) as usize).collect();
-        let pb: Vec<usize> = (0..b.len()).map(|_| rng.range(0, b.len() as u64) as usize).collect();
+        let pa: Vec<usize> = (0..a.len())
+            .map(|_| rng.range(0, a.len() as u64) as usize)
+            .collect();
+        let pb: Vec<usize> = (0..b.len())
+            .map(|_| rng.range(0, b.len() as u64) as usize)
+            .collect();
         draws.push(metric(&flatten(a, &pa), &flatten(b, &pb))?);
     }
     Ok(interval(value, draws))
@@ -177,8 +185,7 @@ pub fn mean_with_interval(values: &[f64], resamples: usize, seed: u64) -> Option
     let mut rng = Rng::for_item(seed, 0);
     let draws = (0..resamples)
         .map(|_| {
-            mean(&mut (0..values.len())
-                .map(|_| values[rng.range(0, values.len() as u64) as usize]))
+            mean(&mut (0..values.len()).map(|_| values[rng.range(0, values.len() as u64) as usize]))
         })
         .collect();
     Some(interval(value, draws))

@@ -285,7 +285,9 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
     let sr = generator.sample_rate();
     let window_seconds =
         (meta.model.frames * meta.data.hop_length) as f64 / meta.data.sample_rate as f64;
-    let seconds = opts.seconds.unwrap_or((window_seconds * 10.0).floor() / 10.0);
+    let seconds = opts
+        .seconds
+        .unwrap_or((window_seconds * 10.0).floor() / 10.0);
     if !(seconds.is_finite() && (3.0..=60.0).contains(&seconds)) {
         return Err(EvalError::invalid(
             "seconds",
@@ -443,8 +445,16 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
         let mut analyses = Vec::with_capacity(clips.len());
         for (i, clip) in clips.iter().enumerate() {
             let seed = opts.seed + i as u64;
-            let wav = opts.out.join("audio").join(&name).join(format!("{}.wav", clip.id));
-            let cache = opts.out.join("cache").join(&name).join(format!("{}.json", clip.id));
+            let wav = opts
+                .out
+                .join("audio")
+                .join(&name)
+                .join(format!("{}.wav", clip.id));
+            let cache = opts
+                .out
+                .join("cache")
+                .join(&name)
+                .join(format!("{}.json", clip.id));
             if let Some(a) = read_cache(&cache)?
                 && wav.is_file()
             {
@@ -454,7 +464,9 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
             }
             let produced = match system {
                 System::Reference => clip.audio.clone(),
-                System::Oracle => baselines::convert(&extractor, &log_mels[i], length, gl_iters, seed)?,
+                System::Oracle => {
+                    baselines::convert(&extractor, &log_mels[i], length, gl_iters, seed)?
+                }
                 System::Model(task) => {
                     let task = match task {
                         EvalTask::Generate => Task::Generate {
@@ -489,11 +501,25 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
                 )?,
                 System::DiceGame => {
                     let raw = baselines::dice_game(&pool, Some(i), length, sr, seed)?;
-                    baselines::convert(&extractor, &extractor.log_mel(&raw), length, gl_iters, seed)?
+                    baselines::convert(
+                        &extractor,
+                        &extractor.log_mel(&raw),
+                        length,
+                        gl_iters,
+                        seed,
+                    )?
                 }
                 System::MarkovChain => {
-                    let chain = markov.as_ref().expect("the chain exists when its system does");
-                    baselines::convert(&extractor, &chain.sample(frames, seed), length, gl_iters, seed)?
+                    let chain = markov
+                        .as_ref()
+                        .expect("the chain exists when its system does");
+                    baselines::convert(
+                        &extractor,
+                        &chain.sample(frames, seed),
+                        length,
+                        gl_iters,
+                        seed,
+                    )?
                 }
                 System::ShapedNoise => {
                     let lm = baselines::shaped_noise(&band_mean, &band_std, frames, seed);
@@ -534,7 +560,11 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
         .iter()
         .map(|c| -> Result<(f64, f64)> {
             let name = System::Oracle.name();
-            let wav = opts.out.join("audio").join(&name).join(format!("{}.wav", c.id));
+            let wav = opts
+                .out
+                .join("audio")
+                .join(&name)
+                .join(format!("{}.wav", c.id));
             let oracle = audio::load_mono(&wav, sr)?;
             let reference = stft.forward(&quantise(&c.audio)).magnitude();
             let estimate = stft.forward(&fit_length(oracle, length)).magnitude();
@@ -558,7 +588,13 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
 }
 
 /// One request to the model with the evaluation's fixed settings.
-fn generate(generator: &Generator, task: Task, prompt: &str, seed: u64, steps: usize) -> Result<Vec<f32>> {
+fn generate(
+    generator: &Generator,
+    task: Task,
+    prompt: &str,
+    seed: u64,
+    steps: usize,
+) -> Result<Vec<f32>> {
     let mut req: Request = generator.request(task, prompt);
     req.seed = seed;
     req.steps = steps;
@@ -620,7 +656,11 @@ fn analyse(
     }
     Ok(ClipAnalysis {
         tags: analysis.tags(),
-        embeddings: analysis.patches.iter().map(|p| p.penultimate.clone()).collect(),
+        embeddings: analysis
+            .patches
+            .iter()
+            .map(|p| p.penultimate.clone())
+            .collect(),
         tempo,
         key,
         seams,
@@ -694,10 +734,11 @@ fn open_report_dir(out: &Path, settings: &Settings) -> Result<()> {
     let path = out.join("settings.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let old: Settings = serde_json::from_slice(&bytes).map_err(|e| EvalError::ReportDir {
-                path: path.clone(),
-                detail: format!("not an evaluation's settings ({e}); use another --out"),
-            })?;
+            let old: Settings =
+                serde_json::from_slice(&bytes).map_err(|e| EvalError::ReportDir {
+                    path: path.clone(),
+                    detail: format!("not an evaluation's settings ({e}); use another --out"),
+                })?;
             if &old != settings {
                 return Err(EvalError::ReportDir {
                     path: out.to_path_buf(),
@@ -732,7 +773,12 @@ fn differences(a: &Settings, b: &Settings) -> String {
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k}: {v} there, {} now", b.get(k).cloned().unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k}: {v} there, {} now",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -532,7 +532,11 @@ fn record_training_clips(
         )));
         return Ok(());
     };
-    let mut all: Vec<String> = lists.into_iter().flatten().filter(|h| !h.is_empty()).collect();
+    let mut all: Vec<String> = lists
+        .into_iter()
+        .flatten()
+        .filter(|h| !h.is_empty())
+        .collect();
     all.sort();
     all.dedup();
     let text: String = all.iter().map(|h| format!("{h}\n")).collect();

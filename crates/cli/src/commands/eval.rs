@@ -43,7 +43,12 @@ pub struct EvalCmd {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub n: usize,
     /// Tasks to evaluate the model on, comma-separated.
-    #[arg(long, value_name = "LIST", default_value = "generate,fill,continue", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "generate,fill,continue",
+        value_delimiter = ','
+    )]
     pub tasks: Vec<String>,
     /// Clip length in seconds [default: the model's window, one window per clip].
     #[arg(long, value_name = "S")]
