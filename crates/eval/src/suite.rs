@@ -12,7 +12,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use musicdiff_common::atomic::write_atomic;
 use musicdiff_dsp::audio::{self, WavFormat};
@@ -259,7 +263,7 @@ pub struct Results {
 }
 
 /// Runs the evaluation and writes the report into `opts.out`.
-pub fn run(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Report> {
+pub fn run(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result<Report> {
     let started = Instant::now();
     let results = collect(opts, events)?;
     let report = crate::metrics::compute(&results, opts, started.elapsed().as_secs_f64(), events)?;
@@ -268,7 +272,7 @@ pub fn run(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Report> {
 }
 
 /// Steps 1-3: every system's audio and analysis for every clip.
-pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results> {
+pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result<Results> {
     if opts.n < 2 {
         return Err(EvalError::invalid("n", "the metrics need at least 2 clips"));
     }
@@ -437,13 +441,17 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
     for &system in &systems {
         let name = system.name();
         let system_started = Instant::now();
-        let mut produced_here = 0usize;
         events(Event::Stage {
             name: name.clone(),
             total: clips.len(),
         });
-        let mut analyses = Vec::with_capacity(clips.len());
-        for (i, clip) in clips.iter().enumerate() {
+        // Clips in parallel (generation and the judge each keep about one core busy); each
+        // clip's result depends only on its index and seed, so the order of work does not
+        // matter.
+        let produced_here = AtomicUsize::new(0);
+        let step = Mutex::new(&mut *events);
+        let one = |i: usize| -> Result<ClipAnalysis> {
+            let clip = &clips[i];
             let seed = opts.seed + i as u64;
             let wav = opts
                 .out
@@ -458,9 +466,8 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
             if let Some(a) = read_cache(&cache)?
                 && wav.is_file()
             {
-                analyses.push(a);
-                events(Event::Step);
-                continue;
+                (step.lock().expect("no panic while reporting"))(Event::Step);
+                return Ok(a);
             }
             let produced = match system {
                 System::Reference => clip.audio.clone(),
@@ -536,10 +543,15 @@ pub fn collect(opts: &Options, events: &mut dyn FnMut(Event)) -> Result<Results>
             let a = analyse(&judge, &extractor, &audio, sr, clip, seam_task)?;
             create_parent(&cache)?;
             write_cache(&cache, &a)?;
-            analyses.push(a);
-            produced_here += 1;
-            events(Event::Step);
-        }
+            produced_here.fetch_add(1, Ordering::Relaxed);
+            (step.lock().expect("no panic while reporting"))(Event::Step);
+            Ok(a)
+        };
+        let analyses = (0..clips.len())
+            .into_par_iter()
+            .map(one)
+            .collect::<Result<Vec<_>>>()?;
+        let produced_here = produced_here.into_inner();
         if produced_here > 0 {
             timings.push(format!(
                 "{name} {:.1} s ({produced_here} clips)",

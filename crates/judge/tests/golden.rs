@@ -32,15 +32,9 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn model() -> Musicnn {
-    let assets = std::env::var_os("MUSICDIFF_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("assets"));
-    let dir = assets.join("musicnn");
-    assert!(
-        dir.join("mtt_musicnn.safetensors").exists(),
-        "{} is missing: run scripts/fetch-assets.sh --minimal first",
-        dir.display()
-    );
+    // The same lookup as the command line's (flag, $MUSICDIFF_ASSETS, beside the binary, cwd).
+    let dir = musicdiff_common::assets::musicnn()
+        .unwrap_or_else(|e| panic!("{e}: run scripts/fetch-assets.sh --minimal first"));
     Musicnn::load(&dir).unwrap()
 }
 
