@@ -92,20 +92,15 @@ pub fn compute(
             (None, None)
         } else {
             let mine = grouped(analyses);
+            let mut fad = distance_with_interval(frechet_distance, &mine, &reference_embeddings)?;
+            // A distance is not negative, whatever the reflected interval says.
+            fad.low = fad.low.max(0.0);
             (
-                Some(distance_with_interval(
-                    frechet_distance,
-                    &mine,
-                    &reference_embeddings,
-                    resamples,
-                    SEED,
-                )?),
+                Some(fad),
                 Some(distance_with_interval(
                     kernel_inception_distance,
                     &mine,
                     &reference_embeddings,
-                    resamples,
-                    SEED,
                 )?),
             )
         };

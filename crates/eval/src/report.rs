@@ -395,7 +395,8 @@ pub fn tag_chart(r: &Report) -> String {
     ];
     let (left, top, bar_w, gap, plot_h) = (50.0, 50.0, 7.0, 14.0, 260.0);
     let group_w = bar_w * systems.len() as f64 + gap;
-    let width = left + group_w * r.tags.len() as f64 + 170.0;
+    // Wide enough for the title even with few tags.
+    let width = (left + group_w * r.tags.len() as f64 + 170.0).max(640.0);
     let height = top + plot_h + 90.0;
     let y = |auc: f64| top + (1.0 - auc) * plot_h;
     let mut svg = String::new();
