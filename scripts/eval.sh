@@ -2,7 +2,7 @@
 # The standard evaluation suite on the bundled model (docs/evaluation.md), from a fresh clone:
 # installs the assets (the full set: the corpus the model was trained on is rendered with both
 # SoundFonts), builds musicdiff, renders the held-out test split of that corpus (the default
-# 20 h corpus, seed 0; only its test clips, about 5 min) and a few hundred of its training clips
+# 20 h corpus, seed 0; only its test clips) and a few hundred of its training clips
 # for the Markov-chain baseline, then runs `musicdiff eval` on 128 clips into reports/default/.
 # Resumable: run it again after an interruption and it continues where it stopped.
 #

@@ -53,10 +53,10 @@ fn reference_set(dir: &Path, training_clip: &Path) -> std::path::PathBuf {
 fn eval_reports_every_system_warns_about_training_clips_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
-    assert!(
-        model.join("training-clips.txt").is_file(),
-        "export records the training clips"
-    );
+    // data prepare hashed the four training clips, train kept them, export wrote them.
+    let hashes = std::fs::read_to_string(model.join("training-clips.txt")).unwrap();
+    assert_eq!(hashes.lines().count(), 4, "{hashes}");
+    assert!(hashes.lines().all(|h| h.len() == 64));
     let reference = reference_set(dir.path(), &dir.path().join("data").join("a.wav"));
     let out = dir.path().join("report");
     let train = dir.path().join("data");
