@@ -38,6 +38,11 @@ fn encoder() -> TextEncoder {
 
 /// Six captioned clips of chords (train) and one (test), prepared into shards of 2 records.
 fn prepared() -> (tempfile::TempDir, tempfile::TempDir) {
+    prepared_at(110.0)
+}
+
+/// [`prepared`] with tones from `base` Hz up: another base gives other clips.
+fn prepared_at(base: f32) -> (tempfile::TempDir, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let sr = 22050;
     for (split, clips) in [("train", 6), ("test", 1)] {
@@ -45,7 +50,7 @@ fn prepared() -> (tempfile::TempDir, tempfile::TempDir) {
         std::fs::create_dir_all(&dir).unwrap();
         let mut meta = String::new();
         for c in 0..clips {
-            let f0 = 110.0 * (1.0 + c as f32 * 0.37) + if split == "test" { 17.0 } else { 0.0 };
+            let f0 = base * (1.0 + c as f32 * 0.37) + if split == "test" { 17.0 } else { 0.0 };
             let wave: Vec<f32> = (0..sr * 3)
                 .map(|i| {
                     let t = i as f32 / sr as f32;
@@ -479,6 +484,67 @@ fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
             _ => assert!(kept > 0 && kept < mask.len()),
         }
     }
+}
+
+#[test]
+fn training_clip_hashes_follow_the_weights_through_init_from_and_export() {
+    use musicdiff_pipeline::model_dir::TRAINING_CLIPS;
+    let read = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join(TRAINING_CLIPS))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let stop = AtomicBool::new(false);
+    let mut cfg = tiny();
+    cfg.optim.steps = 1;
+    // A first run on six clips records their six hashes.
+    let (_a, shards_a) = prepared();
+    let first = tempfile::tempdir().unwrap();
+    musicdiff_train::train(
+        &options(shards_a.path(), first.path(), cfg.clone()),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    let first_hashes = read(first.path());
+    assert_eq!(first_hashes.len(), 6);
+    // A run on other clips that starts from its weights has seen both sets.
+    let (_b, shards_b) = prepared_at(150.0);
+    let second = tempfile::tempdir().unwrap();
+    let mut opts = options(shards_b.path(), second.path(), cfg.clone());
+    opts.init_from = Some(first.path().to_path_buf());
+    musicdiff_train::train(&opts, &stop, &mut |_| {}).unwrap();
+    let second_hashes = read(second.path());
+    assert_eq!(second_hashes.len(), 12, "{second_hashes:?}");
+    assert!(first_hashes.iter().all(|h| second_hashes.contains(h)));
+    assert!(
+        second_hashes.windows(2).all(|w| w[0] < w[1]),
+        "sorted, distinct"
+    );
+    // Export carries the list beside the weights.
+    let model = tempfile::tempdir().unwrap();
+    let out = model.path().join("m");
+    musicdiff_train::export::export(&export_options(second.path(), &out)).unwrap();
+    assert_eq!(read(&out), second_hashes);
+    // Starting from a run whose clips are unknown leaves no (incomplete) list, with a note.
+    std::fs::remove_file(first.path().join(TRAINING_CLIPS)).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let mut opts = options(shards_b.path(), third.path(), cfg);
+    opts.init_from = Some(first.path().to_path_buf());
+    let mut notes = Vec::new();
+    musicdiff_train::train(&opts, &stop, &mut |e| {
+        if let musicdiff_train::Event::Note(n) = e {
+            notes.push(n)
+        }
+    })
+    .unwrap();
+    assert!(!third.path().join(TRAINING_CLIPS).exists());
+    assert!(
+        notes.iter().any(|n| n.contains("not all known")),
+        "{notes:?}"
+    );
 }
 
 /// The tiny config with a schedule of `steps` steps, a checkpoint every step, `keep` kept.
