@@ -28,6 +28,14 @@ where
     set.commit().map_err(E::from)
 }
 
+/// Writes `bytes` to `path` atomically: [`write_atomic`] with the whole content at hand, the
+/// case of nearly every caller.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic(path, |w| {
+        w.write_all(bytes).map_err(|e| WriteError::new(path, &e))
+    })
+}
+
 /// Output files written together: [`OutputSet::write`] puts each one's content into a
 /// temporary file beside its target, [`OutputSet::commit`] renames them all into place.
 /// Dropping the set without committing (after an error) removes the temporary files and
@@ -113,6 +121,18 @@ impl OutputSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_bytes_replaces_a_file_whole_and_names_a_missing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        write_bytes(&path, b"old").unwrap();
+        write_bytes(&path, b"new content").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new content");
+        let missing = dir.path().join("no/such/f.txt");
+        let err = write_bytes(&missing, b"x").unwrap_err();
+        assert!(err.is_bad_input() && err.to_string().contains("does not exist"), "{err}");
+    }
 
     #[test]
     fn failure_leaves_no_file() {

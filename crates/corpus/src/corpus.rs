@@ -20,7 +20,7 @@ use crate::caption::{self, Facts};
 use crate::error::{CorpusError, Result};
 use crate::midi::{self, Renderer};
 use crate::mma::{self, Groove, Song};
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 use musicdiff_common::rng::{Rng, stable_hash};
 use musicdiff_dsp::audio::{WavFormat, write_wav};
 
@@ -325,11 +325,7 @@ fn render_clip(
     };
     let sidecar = dir.join(format!("{id}.json"));
     let text = serde_json::to_string(&meta).expect("metadata serialises");
-    write_atomic(&sidecar, |w| {
-        use std::io::Write;
-        w.write_all(text.as_bytes())
-            .map_err(|e| musicdiff_dsp::DspError::output(&sidecar, &e))
-    })?;
+    write_bytes(&sidecar, text.as_bytes()).map_err(musicdiff_dsp::DspError::from)?;
     Ok(meta)
 }
 
@@ -477,11 +473,7 @@ pub fn build(
             count += 1;
         }
         let path = cfg.out.join(split).join("metadata.jsonl");
-        write_atomic(&path, |w| {
-            use std::io::Write;
-            w.write_all(lines.as_bytes())
-                .map_err(|e| musicdiff_dsp::DspError::output(&path, &e))
-        })?;
+        write_bytes(&path, lines.as_bytes()).map_err(musicdiff_dsp::DspError::from)?;
         if split == "train" {
             report.train_clips = count;
         } else {

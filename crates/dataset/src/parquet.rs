@@ -5,7 +5,6 @@
 //! the AudioFolder reader gives. Splits come from the file names (`train-00000-of-00002`).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -167,10 +166,8 @@ pub fn read(
             // modification time, part of the shards' source fingerprint), and a changed
             // dataset never leaves stale audio behind.
             if std::fs::read(&out).ok().as_deref() != Some(&bytes[..]) {
-                musicdiff_common::atomic::write_atomic(&out, |w| {
-                    w.write_all(&bytes)
-                        .map_err(|e| musicdiff_dsp::DspError::output(&out, &e))
-                })?;
+                musicdiff_common::atomic::write_bytes(&out, &bytes)
+                    .map_err(musicdiff_dsp::DspError::from)?;
             }
             if let Some(p) = path {
                 fields.insert("original_path".into(), Value::String(p));

@@ -15,10 +15,9 @@
 //! the training split), which the loader applies.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 use musicdiff_dsp::features::{LogMelExtractor, SpectrogramConfig};
 use musicdiff_text::TextEncoder;
 use rayon::prelude::*;
@@ -594,10 +593,7 @@ fn prepare_shard(
             path: path.clone(),
             detail: e.to_string(),
         })?;
-    write_atomic(&path, |w| {
-        w.write_all(&bytes)
-            .map_err(|e| musicdiff_dsp::DspError::output(&path, &e))
-    })?;
+    write_bytes(&path, &bytes).map_err(musicdiff_dsp::DspError::from)?;
     // 6. Its summary, with the source fingerprint and the file's size and hash for resuming.
     let summary = ShardSummary {
         file,
@@ -636,10 +632,7 @@ fn summary_file(index: usize) -> String {
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("serialisable") + "\n";
-    write_atomic(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
-    })?;
+    write_bytes(path, text.as_bytes()).map_err(musicdiff_dsp::DspError::from)?;
     Ok(())
 }
 

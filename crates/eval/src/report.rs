@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use musicdiff_common::WriteError;
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
@@ -465,11 +464,7 @@ pub fn tag_chart(r: &Report) -> String {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    write_atomic(path, |w| {
-        use std::io::Write;
-        w.write_all(text.as_bytes())
-            .map_err(|e| EvalError::from(WriteError::new(path, &e)))
-    })
+    Ok(write_bytes(path, text.as_bytes())?)
 }
 
 /// Writes `report.json`, `report.md` and `plots/*.svg` into `dir`.

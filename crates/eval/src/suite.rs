@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::key::estimate_key;
@@ -764,11 +764,7 @@ fn open_report_dir(out: &Path, settings: &Settings) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let json = serde_json::to_vec_pretty(settings).expect("settings serialise");
-            write_atomic(&path, |w| {
-                use std::io::Write;
-                w.write_all(&json)
-                    .map_err(|e| EvalError::from(musicdiff_common::WriteError::new(&path, &e)))
-            })
+            Ok(write_bytes(&path, &json)?)
         }
         Err(e) => Err(EvalError::io(path, e)),
     }
@@ -807,11 +803,7 @@ fn read_cache(path: &Path) -> Result<Option<ClipAnalysis>> {
 
 fn write_cache(path: &Path, a: &ClipAnalysis) -> Result<()> {
     let json = serde_json::to_vec(a).expect("analyses serialise");
-    write_atomic(path, |w| {
-        use std::io::Write;
-        w.write_all(&json)
-            .map_err(|e| EvalError::from(musicdiff_common::WriteError::new(path, &e)))
-    })
+    Ok(write_bytes(path, &json)?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Weights on disk: safetensors serialised by burn-store, given a header in a fixed order
 //! ([`canonical`]: burn-store writes its metadata map in no fixed order, so equal weights would
-//! hash differently) and written atomically by the DSP crate's `write_atomic` (a temporary file
+//! hash differently) and written atomically by `musicdiff_common::atomic::write_bytes` (a temporary file
 //! in the same directory, then a rename), so an interrupted save never leaves a half-written
 //! file where a good one was. Loading checks that every parameter of the configured
 //! architecture is present with its shape and that the file holds nothing else, so a checkpoint
@@ -8,12 +8,11 @@
 //! values for those who must refuse them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 
 use crate::config::DitConfig;
 use crate::dit::Dit;
@@ -27,7 +26,7 @@ fn weights_err(path: &Path, detail: impl ToString) -> ModelError {
 }
 
 /// Writes `model`'s parameters to `path` (safetensors), replacing it atomically through
-/// `musicdiff_common::atomic::write_atomic`.
+/// `musicdiff_common::atomic::write_bytes`.
 pub fn save(model: &Dit, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None).metadata("format", "musicdiff-dit");
     model
@@ -35,11 +34,9 @@ pub fn save(model: &Dit, path: &Path) -> Result<()> {
         .map_err(|e| weights_err(path, e))?;
     let bytes = store.get_bytes().map_err(|e| weights_err(path, e))?;
     let bytes = canonical(&bytes).map_err(|e| weights_err(path, e))?;
-    write_atomic(path, |w| {
-        w.write_all(&bytes)
-            .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
-    })
-    .map_err(|e| weights_err(path, e))
+    write_bytes(path, &bytes)
+        .map_err(musicdiff_dsp::DspError::from)
+        .map_err(|e| weights_err(path, e))
 }
 
 /// Checks `cfg`, then reads the weights file `path` (a missing file is [`ModelError::Missing`]).

@@ -13,11 +13,10 @@
 //! and the DiT loader refuses weights that do not fit the config, naming the file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use musicdiff_common::atomic::write_atomic;
+use musicdiff_common::atomic::write_bytes;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::features::SpectrogramConfig;
 use musicdiff_model::{Dit, DitConfig};
@@ -337,10 +336,7 @@ pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Re
     meta.weights.sha256 = sha256_hex(&weights);
     meta.format = FORMAT.into();
     let put = |path: &Path, bytes: &[u8]| -> Result<()> {
-        write_atomic(path, |w| {
-            w.write_all(bytes)
-                .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
-        })?;
+        write_bytes(path, bytes).map_err(musicdiff_dsp::DspError::from)?;
         Ok(())
     };
     put(&weights_path, &weights)?;

@@ -6,7 +6,6 @@
 //! atomically) point at it. A crash leaves either the old or the new checkpoint as `latest`,
 //! never a half-written one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,10 +60,7 @@ pub struct InitInfo {
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    musicdiff_common::atomic::write_atomic(path, |w| {
-        w.write_all(bytes)
-            .map_err(|e| musicdiff_dsp::DspError::output(path, &e))
-    })?;
+    musicdiff_common::atomic::write_bytes(path, bytes).map_err(musicdiff_dsp::DspError::from)?;
     Ok(())
 }
 
