@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"new content");
         let missing = dir.path().join("no/such/f.txt");
         let err = write_bytes(&missing, b"x").unwrap_err();
-        assert!(err.is_bad_input() && err.to_string().contains("does not exist"), "{err}");
+        assert!(
+            err.is_bad_input() && err.to_string().contains("does not exist"),
+            "{err}"
+        );
     }
 
     #[test]

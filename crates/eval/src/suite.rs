@@ -25,7 +25,7 @@ use musicdiff_dsp::key::estimate_key;
 use musicdiff_dsp::matrix::Matrix;
 use musicdiff_dsp::tempo::estimate_tempo;
 use musicdiff_judge::Musicnn;
-use musicdiff_pipeline::model_dir::TRAINING_CLIPS;
+use musicdiff_pipeline::model_dir::read_training_clips;
 use musicdiff_pipeline::{Generator, Request, Task};
 use serde::{Deserialize, Serialize};
 
@@ -718,20 +718,9 @@ fn fit_markov(
 }
 
 /// Hashes of the clips the model was trained on, from `MODEL/training-clips.txt`
-/// ([`TRAINING_CLIPS`]: one lower-case hex SHA-256 per line), or `None` when the model does not record them.
+/// ([`musicdiff_pipeline::model_dir::TRAINING_CLIPS`]: one lower-case hex SHA-256 per line), or `None` when the model does not record them.
 pub fn training_hashes(model_dir: &Path) -> Result<Option<HashSet<String>>> {
-    let path = model_dir.join(TRAINING_CLIPS);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect(),
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(EvalError::io(path, e)),
-    }
+    Ok(read_training_clips(model_dir)?.map(|h| h.into_iter().collect()))
 }
 
 fn create_parent(path: &Path) -> Result<()> {
@@ -879,7 +868,12 @@ mod tests {
     fn training_hashes_are_read_one_per_line_and_absent_is_none() {
         let dir = tempfile::tempdir().unwrap();
         assert!(training_hashes(dir.path()).unwrap().is_none());
-        std::fs::write(dir.path().join(TRAINING_CLIPS), "# clips\nab\n\ncd\n").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(musicdiff_pipeline::model_dir::TRAINING_CLIPS),
+            "# clips\nab\n\ncd\n",
+        )
+        .unwrap();
         let h = training_hashes(dir.path()).unwrap().unwrap();
         assert_eq!(h.len(), 2);
         assert!(h.contains("ab") && h.contains("cd"));

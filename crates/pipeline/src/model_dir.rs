@@ -38,6 +38,44 @@ pub const CARD_FILE: &str = "README.md";
 /// reference set that overlaps it.
 pub const TRAINING_CLIPS: &str = "training-clips.txt";
 
+/// The hashes of `dir/`[`TRAINING_CLIPS`], one per line (blank lines and `#` comments
+/// ignored), or `None` when the file is absent: the one reader of the format, for runs, model
+/// directories and the evaluation.
+pub fn read_training_clips(dir: &Path) -> Result<Option<Vec<String>>> {
+    let path = dir.join(TRAINING_CLIPS);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(cause) => Err(PipelineError::Io { path, cause }),
+    }
+}
+
+/// Writes `hashes`, sorted and distinct, to `dir/`[`TRAINING_CLIPS`] atomically, or removes the
+/// file when they are not known (`None`: a stale or incomplete list must not survive).
+/// Returns how many were written.
+pub fn write_training_clips(dir: &Path, hashes: Option<Vec<String>>) -> Result<Option<usize>> {
+    let path = dir.join(TRAINING_CLIPS);
+    let Some(mut hashes) = hashes else {
+        return match std::fs::remove_file(&path) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(cause) => Err(PipelineError::Io { path, cause }),
+        };
+    };
+    hashes.retain(|h| !h.is_empty());
+    hashes.sort();
+    hashes.dedup();
+    let text: String = hashes.iter().map(|h| format!("{h}\n")).collect();
+    write_bytes(&path, text.as_bytes()).map_err(musicdiff_dsp::DspError::from)?;
+    Ok(Some(hashes.len()))
+}
+
 pub const FORMAT: &str = "musicdiff-model-1";
 
 /// What the model needs to know about its data to turn generated tokens back into audio.
@@ -348,6 +386,22 @@ pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Re
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn training_clips_round_trip_sorted_and_distinct_and_none_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(super::read_training_clips(dir.path()).unwrap(), None);
+        let hashes = vec!["cc".to_string(), "aa".into(), "cc".into(), String::new()];
+        let n = super::write_training_clips(dir.path(), Some(hashes)).unwrap();
+        assert_eq!(n, Some(2));
+        assert_eq!(
+            super::read_training_clips(dir.path()).unwrap(),
+            Some(vec!["aa".to_string(), "cc".into()])
+        );
+        assert_eq!(super::write_training_clips(dir.path(), None).unwrap(), None);
+        assert!(!dir.path().join(super::TRAINING_CLIPS).exists());
+        assert_eq!(super::write_training_clips(dir.path(), None).unwrap(), None);
+    }
+
     use super::*;
     use musicdiff_model::config::{AbsoluteKind, PositionEncoding};
 

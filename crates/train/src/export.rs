@@ -148,15 +148,8 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
         },
     };
     // The run's training-clip hashes travel with the model (absent: not known).
-    let clips_src = opts.run.join(model_dir::TRAINING_CLIPS);
-    let clips = match std::fs::read(&clips_src) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(TrainError::io(&clips_src, e)),
-    };
-    let count = clips
-        .as_ref()
-        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count());
+    let clips = model_dir::read_training_clips(&opts.run)?;
+    let count = clips.as_ref().map(Vec::len);
     let mut card = card(&meta, &state, opts.notes.as_deref());
     card.push_str(&match count {
         Some(n) => format!(
@@ -166,14 +159,7 @@ pub fn export(opts: &ExportOptions) -> Result<ModelMeta> {
         None => "\nThe training clips are not recorded (data prepared before their hashes were), so an evaluation cannot check its reference set against them.\n".to_string(),
     });
     model_dir::write(&opts.out, &meta, &weights, &card)?;
-    let clips_dst = opts.out.join(model_dir::TRAINING_CLIPS);
-    match clips {
-        Some(bytes) => checkpoint::write_file(&clips_dst, &bytes)?,
-        None if clips_dst.exists() => {
-            std::fs::remove_file(&clips_dst).map_err(|e| TrainError::io(&clips_dst, e))?
-        }
-        None => {}
-    }
+    model_dir::write_training_clips(&opts.out, clips)?;
     model_dir::read_meta(&opts.out).map_err(TrainError::from)
 }
 

@@ -501,18 +501,12 @@ fn record_training_clips(
     loader: &Loader,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    use musicdiff_pipeline::model_dir::TRAINING_CLIPS;
-    let path = opts.out.join(TRAINING_CLIPS);
-    let read = |p: &Path| -> Result<Option<Vec<String>>> {
-        match std::fs::read_to_string(p) {
-            Ok(t) => Ok(Some(t.lines().map(str::to_string).collect())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TrainError::io(p, e)),
-        }
+    use musicdiff_pipeline::model_dir::{
+        TRAINING_CLIPS, read_training_clips, write_training_clips,
     };
     let mut sources = vec![loader.manifest().training_clips()];
     if opts.resume && checkpoint::latest(&opts.out)?.is_some() {
-        sources.push(read(&path)?);
+        sources.push(read_training_clips(&opts.out)?);
     }
     if let Some(from) = &opts.init_from {
         // A checkpoint directory is RUN/checkpoints/step-N; a run directory is itself.
@@ -521,26 +515,18 @@ fn record_training_clips(
         } else {
             from.as_path()
         };
-        sources.push(read(&run.join(TRAINING_CLIPS))?);
+        sources.push(read_training_clips(run)?);
     }
-    let Some(lists) = sources.into_iter().collect::<Option<Vec<_>>>() else {
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| TrainError::io(&path, e))?;
-        }
+    let all = sources
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(|lists| lists.concat());
+    if write_training_clips(&opts.out, all)?.is_none() {
         on_event(Event::Note(format!(
             "the training clips are not all known (data prepared before clip hashes were recorded, or an --init-from run without {TRAINING_CLIPS}): the exported model will not name them; run `musicdiff data prepare` again to record them"
         )));
-        return Ok(());
-    };
-    let mut all: Vec<String> = lists
-        .into_iter()
-        .flatten()
-        .filter(|h| !h.is_empty())
-        .collect();
-    all.sort();
-    all.dedup();
-    let text: String = all.iter().map(|h| format!("{h}\n")).collect();
-    checkpoint::write_file(&path, text.as_bytes())
+    }
+    Ok(())
 }
 
 /// Stage 2: the run continued from its latest checkpoint (`resume`), or a new one; a run
