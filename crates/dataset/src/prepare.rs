@@ -271,11 +271,9 @@ struct Decoded {
 }
 
 fn decode(record: &Record, cfg: &PrepareConfig) -> std::result::Result<Decoded, String> {
-    let decoded = musicdiff_dsp::audio::decode_file(&record.audio).map_err(|e| e.to_string())?;
-    let content_hash = decoded.content_hash();
-    let mono = musicdiff_dsp::audio::mix_to_mono(&decoded.channels);
-    let audio = musicdiff_dsp::audio::resample(&mono, decoded.sample_rate, cfg.sample_rate)
-        .map_err(|e| e.to_string())?;
+    let (audio, content_hash) =
+        musicdiff_dsp::audio::load_mono_hashed(&record.audio, cfg.sample_rate)
+            .map_err(|e| e.to_string())?;
     let rms =
         (audio.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / audio.len().max(1) as f64).sqrt();
     if 20.0 * rms.max(1e-12).log10() < cfg.silence_dbfs {

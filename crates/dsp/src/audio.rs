@@ -355,6 +355,15 @@ pub fn load_mono(path: &Path, sample_rate: u32) -> Result<Vec<f32>> {
     resample(&mono, audio.sample_rate, sample_rate)
 }
 
+/// [`load_mono`] together with the decoded file's [`Audio::content_hash`] (taken before
+/// mixing and resampling), for readers that record which clips they used.
+pub fn load_mono_hashed(path: &Path, sample_rate: u32) -> Result<(Vec<f32>, String)> {
+    let audio = decode_file(path)?;
+    let hash = audio.content_hash();
+    let mono = mix_to_mono(&audio.channels);
+    Ok((resample(&mono, audio.sample_rate, sample_rate)?, hash))
+}
+
 /// Sample encodings for WAV output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WavFormat {

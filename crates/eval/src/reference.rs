@@ -98,16 +98,16 @@ pub fn load(
             break;
         }
         let r = &records[i];
-        let decoded = match audio::decode_file(&r.audio) {
-            Ok(a) => a,
-            Err(e) => {
+        let (mut samples, hash) = match audio::load_mono_hashed(&r.audio, sample_rate) {
+            Ok(loaded) => loaded,
+            // A clip the user can fix (undecodable, unreadable) is skipped and listed; a
+            // failure of the machine stops the run.
+            Err(e) if e.is_bad_input() => {
                 out.skipped.push((r.audio.clone(), e.to_string()));
                 continue;
             }
+            Err(e) => return Err(e.into()),
         };
-        let hash = decoded.content_hash();
-        let mono = audio::mix_to_mono(&decoded.channels);
-        let mut samples = audio::resample(&mono, decoded.sample_rate, sample_rate)?;
         if samples.len() < length {
             out.skipped.push((
                 r.audio.clone(),
