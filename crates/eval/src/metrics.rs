@@ -18,8 +18,7 @@ use crate::error::Result;
 use crate::prompt;
 use crate::report::{Report, Row, TagRow};
 use crate::stats::{
-    self, Estimate, bootstrap_clips, distance_with_interval, frechet_distance,
-    kernel_inception_distance,
+    self, bootstrap_clips, distance_with_interval, frechet_distance, kernel_inception_distance,
 };
 use crate::suite::{ClipAnalysis, Event, Options, Results, System};
 
@@ -126,8 +125,9 @@ pub fn compute(
             }
             stats::roc_auc(&pos, &neg)
         };
+        let every_clip: Vec<usize> = (0..n).collect();
         for (row, &(tag, index)) in tag_rows.iter_mut().zip(&tags) {
-            if let Some(a) = auc_of(&(0..n).collect::<Vec<_>>(), tag, index) {
+            if let Some(a) = auc_of(&every_clip, tag, index) {
                 row.auc.insert(system.name(), a);
             }
         }
@@ -231,7 +231,7 @@ pub fn compute(
             .iter()
             .map(|c| (c.id.clone(), c.caption.clone()))
             .collect(),
-        prompts_with_bpm: with_count(&bpms),
+        prompts_with_bpm: bpms.iter().filter(|b| b.is_some()).count(),
         prompts_with_key: keys.iter().filter(|k| k.is_some()).count(),
         rows,
         tags: tag_rows,
@@ -244,13 +244,4 @@ pub fn compute(
         notes: results.notes.clone(),
         wall_seconds,
     })
-}
-
-fn with_count(v: &[Option<f64>]) -> usize {
-    v.iter().filter(|x| x.is_some()).count()
-}
-
-/// `Estimate` helper for the report: the value alone.
-pub fn value(e: &Option<Estimate>) -> Option<f64> {
-    e.as_ref().map(|e| e.value)
 }

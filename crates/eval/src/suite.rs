@@ -305,26 +305,38 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
 
     let mut systems = vec![System::Reference, System::Oracle];
     systems.extend(opts.tasks.iter().map(|&t| System::Model(t)));
-    let train_dir = opts.train.clone().or_else(|| {
-        let sibling = opts.reference.parent()?.join("train");
-        let has_audio = musicdiff_common::walk::files(&sibling)
-            .is_ok_and(|files| files.iter().any(|p| is_audio(p)));
-        has_audio.then_some(sibling)
-    });
+    // The Markov chain's audio: --train (which must hold some), else train/ beside the
+    // reference when it holds any; listed once, here.
+    let train_audio = match &opts.train {
+        Some(dir) => {
+            let files = audio_files(dir)?;
+            if files.is_empty() {
+                return Err(EvalError::invalid(
+                    "train",
+                    format!("{} holds no audio file for the Markov chain", dir.display()),
+                ));
+            }
+            Some((dir.clone(), files))
+        }
+        None => opts.reference.parent().and_then(|p| {
+            let dir = p.join("train");
+            let files = audio_files(&dir).ok()?;
+            (!files.is_empty()).then_some((dir, files))
+        }),
+    };
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     if opts.baselines {
         systems.push(System::Unprompted);
         systems.push(System::DiceGame);
-        if train_dir.is_some() {
+        if train_audio.is_some() {
             systems.push(System::MarkovChain);
         } else {
             let w = format!(
                 "no training audio given (--train) and no train/ beside {}: the Markov-chain baseline is left out",
                 opts.reference.display()
             );
-            events(Event::Warning(w.clone()));
-            warnings.push(w);
+            warn(events, &mut warnings, w);
         }
         systems.push(System::ShapedNoise);
     }
@@ -369,8 +381,7 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
             loaded.clips.len(),
             opts.n
         );
-        events(Event::Warning(w.clone()));
-        warnings.push(w);
+        warn(events, &mut warnings, w);
     }
     let clips = loaded.clips;
     open_report_dir(&opts.out, &settings)?;
@@ -388,8 +399,7 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
                     clips.len(),
                     trained.len()
                 );
-                events(Event::Warning(w.clone()));
-                warnings.push(w);
+                warn(events, &mut warnings, w);
             }
             Some(n)
         }
@@ -398,8 +408,7 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
                 "{} records no training-clip hashes (exported before they were recorded): the reference set could not be checked for overlap with the training data",
                 opts.model_dir.display()
             );
-            events(Event::Warning(w.clone()));
-            warnings.push(w);
+            warn(events, &mut warnings, w);
             None
         }
     };
@@ -408,13 +417,13 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
     let log_mels: Vec<Matrix<f32>> = clips.iter().map(|c| extractor.log_mel(&c.audio)).collect();
     let frames = log_mels[0].cols();
     let (band_mean, band_std) = baselines::band_statistics(&log_mels);
-    let markov = match (&train_dir, systems.contains(&System::MarkovChain)) {
-        (Some(dir), true) => {
+    let markov = match (&train_audio, systems.contains(&System::MarkovChain)) {
+        (Some((dir, files)), true) => {
             events(Event::Stage {
                 name: "markov".into(),
                 total: opts.markov_clips,
             });
-            let chain = fit_markov(dir, opts, &extractor, sr, events)?;
+            let chain = fit_markov(files, opts, &extractor, sr, events)?;
             notes.push(format!(
                 "Markov chain: {} states fitted on up to {} clips of {}",
                 chain.states(),
@@ -540,7 +549,15 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
                 System::Model(t) => Some(t),
                 _ => None,
             };
-            let a = analyse(&judge, &extractor, &audio, sr, clip, seam_task)?;
+            let a = analyse(
+                &judge,
+                &extractor,
+                &audio,
+                sr,
+                clip,
+                &log_mels[i],
+                seam_task,
+            )?;
             create_parent(&cache)?;
             write_cache(&cache, &a)?;
             produced_here.fetch_add(1, Ordering::Relaxed);
@@ -599,6 +616,12 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
     })
 }
 
+/// Shows a warning now and keeps it for the report.
+fn warn(events: &mut dyn FnMut(Event), warnings: &mut Vec<String>, w: String) {
+    events(Event::Warning(w.clone()));
+    warnings.push(w);
+}
+
 /// One request to the model with the evaluation's fixed settings.
 fn generate(
     generator: &Generator,
@@ -636,6 +659,7 @@ fn analyse(
     audio: &[f32],
     sr: u32,
     clip: &Clip,
+    clip_log_mel: &Matrix<f32>,
     task: Option<EvalTask>,
 ) -> Result<ClipAnalysis> {
     let analysis = judge.analyse(audio, sr, PATCH_HOP_FRAMES)?;
@@ -644,7 +668,6 @@ fn analyse(
     let mut seams = Vec::new();
     if let Some(task) = task {
         let mine = extractor.log_mel(audio);
-        let theirs = extractor.log_mel(&clip.audio);
         let hop = extractor.config().hop_length;
         let window = (SEAM_WINDOW_SECONDS * sr as f64 / hop as f64).round() as usize;
         let side = (SEAM_EMBEDDING_SECONDS * sr as f64) as usize;
@@ -660,7 +683,7 @@ fn analyse(
             };
             seams.push(SeamMeasure {
                 statistics: seams::statistics_distance(&mine, frame, window),
-                statistics_reference: seams::statistics_distance(&theirs, frame, window),
+                statistics_reference: seams::statistics_distance(clip_log_mel, frame, window),
                 embedding: embed(audio)?,
                 embedding_reference: embed(&clip.audio)?,
             });
@@ -688,26 +711,24 @@ fn is_audio(p: &Path) -> bool {
         .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Fits the Markov chain on up to `opts.markov_clips` clips of `dir`, spread over the set.
-fn fit_markov(
-    dir: &Path,
-    opts: &Options,
-    extractor: &LogMelExtractor,
-    sr: u32,
-    events: &mut dyn FnMut(Event),
-) -> Result<MarkovChain> {
-    // Every audio file below `dir`: the chain needs frames, not captions.
+/// Every audio file below `dir`, sorted: the Markov chain needs frames, not captions.
+fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = musicdiff_common::walk::files(dir)?
         .into_iter()
         .filter(|p| is_audio(p))
         .collect();
     paths.sort();
-    if paths.is_empty() {
-        return Err(EvalError::invalid(
-            "train",
-            format!("{} holds no audio file for the Markov chain", dir.display()),
-        ));
-    }
+    Ok(paths)
+}
+
+/// Fits the Markov chain on up to `opts.markov_clips` of `paths`, spread over the set.
+fn fit_markov(
+    paths: &[PathBuf],
+    opts: &Options,
+    extractor: &LogMelExtractor,
+    sr: u32,
+    events: &mut dyn FnMut(Event),
+) -> Result<MarkovChain> {
     let mut spectrograms = Vec::new();
     for i in reference::spread(paths.len(), opts.markov_clips) {
         let samples = audio::load_mono(&paths[i], sr)?;
