@@ -52,6 +52,8 @@ enum Command {
     Export(commands::export::ExportCmd),
     /// Measure a model against held-out clips beside baselines (FAD, KL, tag adherence, ...).
     Eval(commands::eval::EvalCmd),
+    /// Train and export the neural vocoder (log-mel -> waveform).
+    Vocoder(commands::vocoder::VocoderCmd),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Train(cmd) => commands::train::run(cmd, &ui),
         Command::Export(cmd) => commands::export::run(cmd, &ui),
         Command::Eval(cmd) => commands::eval::run(cmd, &ui),
+        Command::Vocoder(cmd) => commands::vocoder::run(cmd, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +106,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             musicdiff_eval::EvalError,
             musicdiff_train::TrainError,
             musicdiff_pipeline::PipelineError,
+            musicdiff_vocoder::VocoderError,
             musicdiff_dataset::DataError,
             musicdiff_corpus::CorpusError,
             musicdiff_model::ModelError,

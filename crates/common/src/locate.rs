@@ -15,6 +15,8 @@ use crate::error::NotFound;
 pub const ASSETS_ENV: &str = "MUSICDIFF_ASSETS";
 /// The variable that names the default model directory.
 pub const MODEL_ENV: &str = "MUSICDIFF_MODEL";
+/// The variable that names the default vocoder directory.
+pub const VOCODER_ENV: &str = "MUSICDIFF_VOCODER";
 /// Ancestors of the binary's directory searched (a test binary sits in `target/debug/deps`).
 const EXE_ANCESTORS: usize = 4;
 
@@ -145,6 +147,18 @@ pub fn model_dir(flag: Option<&Path>) -> Result<PathBuf, NotFound> {
         MODEL_ENV,
         "models/default",
         "pass --model DIR (a directory made by `musicdiff export`) or set MUSICDIFF_MODEL",
+    )
+}
+
+/// The vocoder directory to use when none is named: `$MUSICDIFF_VOCODER`, else
+/// `models/vocoder` beside the binary (or an ancestor) or in the working directory.
+pub fn vocoder_dir() -> Result<PathBuf, NotFound> {
+    find_dir(
+        "vocoder directory",
+        None,
+        VOCODER_ENV,
+        "models/vocoder",
+        "pass --vocoder DIR (a directory made by `musicdiff vocoder export`) or set MUSICDIFF_VOCODER",
     )
 }
 

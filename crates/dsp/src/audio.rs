@@ -348,6 +348,30 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
     a
 }
 
+/// File extensions read as audio when a directory is walked for it.
+pub const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "flac", "mp3", "ogg"];
+
+/// True when `path` has one of [`AUDIO_EXTENSIONS`] (any case).
+pub fn is_audio_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Every audio file below `dir` (symbolic links followed once), sorted.
+pub fn audio_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut paths: Vec<std::path::PathBuf> = musicdiff_common::walk::files(dir)
+        .map_err(|e| DspError::Io {
+            path: e.path,
+            cause: e.cause,
+        })?
+        .into_iter()
+        .filter(|p| is_audio_file(p))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// Decodes `path`, mixes to mono and resamples to `sample_rate`.
 pub fn load_mono(path: &Path, sample_rate: u32) -> Result<Vec<f32>> {
     let audio = decode_file(path)?;

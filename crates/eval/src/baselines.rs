@@ -1,6 +1,6 @@
 //! The systems every model is compared with, each converted to audio by the same path as the
-//! model's output (log-mel -> NNLS -> Griffin-Lim), so that differences come from the
-//! spectrograms, not from the vocoder:
+//! model's output (log-mel -> the neural vocoder, or NNLS -> Griffin-Lim), so that differences
+//! come from the spectrograms, not from the conversion:
 //! 1. **Oracle**: the reference clip's own log-mel. The best any model can score through this
 //!    conversion.
 //! 2. **Dice game**: bars of real reference clips, cut on their beats from the stated tempo and
@@ -21,15 +21,24 @@ use musicdiff_dsp::matrix::Matrix;
 
 use crate::error::{EvalError, Result};
 
-/// Log-mel `[n_mels, frames]` -> audio of `length` samples by the conversion path of generation
-/// (NNLS mel inversion, fast Griffin-Lim with `iters` iterations and seeded random phase).
+/// Log-mel `[n_mels, frames]` -> audio of `length` samples by the conversion path of generation:
+/// `vocoder`, or without one NNLS mel inversion and fast Griffin-Lim with `iters` iterations
+/// and seeded random phase.
 pub fn convert(
     extractor: &LogMelExtractor,
     log_mel: &Matrix<f32>,
     length: usize,
+    vocoder: Option<&musicdiff_vocoder::Vocoder>,
     iters: usize,
     seed: u64,
 ) -> Result<Vec<f32>> {
+    if let Some(v) = vocoder {
+        let max = (log_mel.cols().max(1) - 1) * extractor.config().hop_length
+            + extractor.config().n_fft / 2;
+        let mut audio = v.synthesise(log_mel, Some(length.min(max)))?;
+        audio.resize(length, 0.0);
+        return Ok(audio);
+    }
     let gl = GriffinLimConfig {
         n_iter: iters,
         init: PhaseInit::Random { seed },

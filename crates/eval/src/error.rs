@@ -43,6 +43,8 @@ pub enum EvalError {
     Judge(#[from] JudgeError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Vocoder(#[from] musicdiff_vocoder::VocoderError),
     /// A cache or report file that is not valid JSON.
     #[error("{path}: {detail}")]
     Json { path: PathBuf, detail: String },
@@ -72,6 +74,7 @@ impl EvalError {
             Self::Data(e) => e.is_bad_input(),
             Self::Judge(e) => e.is_bad_input(),
             Self::Pipeline(e) => e.is_bad_input(),
+            Self::Vocoder(e) => e.is_bad_input(),
         }
     }
 }

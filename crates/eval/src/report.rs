@@ -164,7 +164,7 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(md, "# Evaluation of `{}`\n", s.model_id);
     let _ = writeln!(
         md,
-        "Model `{}` (weights sha256 `{}`), reference `{}`: {} clips of {:.1} s, seed {}, {} steps of {}, guidance {}, {} Griffin-Lim iterations. {} prompts state a tempo and {} a key. Wall time {:.1} min.\n",
+        "Model `{}` (weights sha256 `{}`), reference `{}`: {} clips of {:.1} s, seed {}, {} steps of {}, guidance {}, conversion by {}. {} prompts state a tempo and {} a key. Wall time {:.1} min.\n",
         r.model_dir,
         &s.model_sha256[..s.model_sha256.len().min(12)],
         r.reference_dir,
@@ -174,7 +174,7 @@ pub fn markdown(r: &Report) -> String {
         s.steps,
         s.sampler,
         s.cfg,
-        s.griffin_lim_iters,
+        s.conversion,
         r.prompts_with_bpm,
         r.prompts_with_key,
         r.wall_seconds / 60.0
@@ -212,10 +212,10 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         md,
-        "\n## Conversion (mel -> waveform on the reference clips)\n\nSpectral convergence {} and log-spectral distance {} dB (Griffin-Lim, {} iterations; what the vocoder costs before any model).\n",
+        "\n## Conversion (mel -> waveform on the reference clips)\n\nSpectral convergence {} and log-spectral distance {} dB ({}; what the conversion costs before any model).\n",
         cell(r.conversion_sc),
         cell(r.conversion_lsd),
-        s.griffin_lim_iters
+        s.conversion
     );
     if !r.heldout_loss.is_empty() {
         let _ = writeln!(md, "## Held-out diffusion loss (from training)\n");

@@ -118,7 +118,7 @@ impl System {
     pub fn description(self) -> &'static str {
         match self {
             System::Reference => "the reference clips (real audio, no conversion)",
-            System::Oracle => "reference log-mel -> Griffin-Lim (the conversion's ceiling)",
+            System::Oracle => "reference log-mel -> conversion (the conversion's ceiling)",
             System::Model(EvalTask::Generate) => "the model, generating from the caption",
             System::Model(EvalTask::Fill) => "the model filling the middle third",
             System::Model(EvalTask::Continue) => "the model continuing the first half",
@@ -158,6 +158,8 @@ pub struct Options {
     /// Training clips the Markov chain is fitted on.
     pub markov_clips: usize,
     pub resamples: usize,
+    /// The vocoder directory every system converts with; `None` converts with Griffin-Lim.
+    pub vocoder: Option<PathBuf>,
 }
 
 impl Options {
@@ -177,6 +179,7 @@ impl Options {
             markov_states: 64,
             markov_clips: 200,
             resamples: crate::stats::BOOTSTRAP_RESAMPLES,
+            vocoder: None,
         }
     }
 }
@@ -198,6 +201,10 @@ pub struct Settings {
     pub sampler: String,
     pub cfg: f32,
     pub griffin_lim_iters: usize,
+    /// What turns every system's log-mel into audio: `vocoder ID (sha256 ...)` or
+    /// `griffin-lim (N iterations)`.
+    #[serde(default)]
+    pub conversion: String,
     pub patch_hop_frames: usize,
     pub markov_states: usize,
     pub markov_clips: usize,
@@ -284,7 +291,13 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
         name: "loading".into(),
         total: 0,
     });
-    let generator = Generator::load(&opts.model_dir)?;
+    let vocoder = opts
+        .vocoder
+        .as_deref()
+        .map(musicdiff_vocoder::Vocoder::load)
+        .transpose()?;
+    let generator = Generator::load(&opts.model_dir)?.with_vocoder(vocoder.clone())?;
+    let vocoder = vocoder.as_ref();
     let meta = generator.meta().clone();
     let sr = generator.sample_rate();
     let window_seconds =
@@ -358,6 +371,13 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
         sampler: format!("{:?}", meta.sampling.sampler),
         cfg: meta.sampling.cfg,
         griffin_lim_iters: meta.sampling.griffin_lim_iters,
+        conversion: match vocoder.as_ref().and_then(|v| v.meta()) {
+            Some(m) => format!("vocoder {} (sha256 {})", m.id, &m.weights.sha256[..12]),
+            None => format!(
+                "griffin-lim ({} iterations)",
+                meta.sampling.griffin_lim_iters
+            ),
+        },
         patch_hop_frames: PATCH_HOP_FRAMES,
         markov_states: opts.markov_states,
         markov_clips: opts.markov_clips,
@@ -481,7 +501,7 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
             let produced = match system {
                 System::Reference => clip.audio.clone(),
                 System::Oracle => {
-                    baselines::convert(&extractor, &log_mels[i], length, gl_iters, seed)?
+                    baselines::convert(&extractor, &log_mels[i], length, vocoder, gl_iters, seed)?
                 }
                 System::Model(task) => {
                     let task = match task {
@@ -521,6 +541,7 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
                         &extractor,
                         &extractor.log_mel(&raw),
                         length,
+                        vocoder,
                         gl_iters,
                         seed,
                     )?
@@ -533,13 +554,14 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
                         &extractor,
                         &chain.sample(frames, seed),
                         length,
+                        vocoder,
                         gl_iters,
                         seed,
                     )?
                 }
                 System::ShapedNoise => {
                     let lm = baselines::shaped_noise(&band_mean, &band_std, frames, seed);
-                    baselines::convert(&extractor, &lm, length, gl_iters, seed)?
+                    baselines::convert(&extractor, &lm, length, vocoder, gl_iters, seed)?
                 }
             };
             let audio = fit_length(quantise(&produced), length);
@@ -702,23 +724,9 @@ fn analyse(
     })
 }
 
-/// Audio files the Markov chain reads from the training directory.
-const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "flac", "mp3", "ogg"];
-
-fn is_audio(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// Every audio file below `dir`, sorted: the Markov chain needs frames, not captions.
 fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = musicdiff_common::walk::files(dir)?
-        .into_iter()
-        .filter(|p| is_audio(p))
-        .collect();
-    paths.sort();
-    Ok(paths)
+    Ok(audio::audio_files(dir)?)
 }
 
 /// Fits the Markov chain on up to `opts.markov_clips` of `paths`, spread over the set.
@@ -873,6 +881,7 @@ mod tests {
             sampler: "DpmPP2M".into(),
             cfg: 3.0,
             griffin_lim_iters: 32,
+            conversion: "griffin-lim (32 iterations)".into(),
             patch_hop_frames: PATCH_HOP_FRAMES,
             markov_states: 64,
             markov_clips: 200,

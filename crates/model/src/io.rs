@@ -1,42 +1,33 @@
-//! Weights on disk: safetensors serialised by burn-store, given a header in a fixed order
-//! ([`canonical`]: burn-store writes its metadata map in no fixed order, so equal weights would
-//! hash differently) and written atomically by `musicdiff_common::atomic::write_bytes` (a temporary file
-//! in the same directory, then a rename), so an interrupted save never leaves a half-written
-//! file where a good one was. Loading checks that every parameter of the configured
-//! architecture is present with its shape and that the file holds nothing else, so a checkpoint
-//! is never read into a model it does not belong to; [`first_non_finite`] finds NaN or infinite
-//! values for those who must refuse them.
+//! The DiT's weights on disk, through `musicdiff_weights` (the one owner of weights files:
+//! safetensors with a fixed header order, written atomically). Loading checks that every
+//! parameter of the configured architecture is present with its shape and that the file holds
+//! nothing else, so a checkpoint is never read into a model it does not belong to;
+//! [`first_non_finite`] finds NaN or infinite values for those who must refuse them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use musicdiff_common::atomic::write_bytes;
 
 use crate::config::DitConfig;
 use crate::dit::Dit;
 use crate::error::{ModelError, Result};
 
-fn weights_err(path: &Path, detail: impl ToString) -> ModelError {
-    ModelError::Weights {
-        path: path.to_path_buf(),
-        detail: detail.to_string(),
+/// The `format` metadata of DiT weights files.
+const FORMAT: &str = "musicdiff-dit";
+
+impl From<musicdiff_weights::WeightsError> for ModelError {
+    fn from(e: musicdiff_weights::WeightsError) -> Self {
+        ModelError::Weights {
+            path: e.path,
+            detail: e.detail,
+        }
     }
 }
 
-/// Writes `model`'s parameters to `path` (safetensors), replacing it atomically through
-/// `musicdiff_common::atomic::write_bytes`.
+/// Writes `model`'s parameters to `path` (safetensors), replacing it atomically.
 pub fn save(model: &Dit, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).metadata("format", "musicdiff-dit");
-    model
-        .save_into(&mut store)
-        .map_err(|e| weights_err(path, e))?;
-    let bytes = store.get_bytes().map_err(|e| weights_err(path, e))?;
-    let bytes = canonical(&bytes).map_err(|e| weights_err(path, e))?;
-    write_bytes(path, &bytes)
-        .map_err(musicdiff_dsp::DspError::from)
-        .map_err(|e| weights_err(path, e))
+    Ok(musicdiff_weights::save(model, FORMAT, path)?)
 }
 
 /// Checks `cfg`, then reads the weights file `path` (a missing file is [`ModelError::Missing`]).
@@ -47,7 +38,10 @@ fn read_file(cfg: &DitConfig, path: &Path) -> Result<Vec<u8>> {
             path: path.to_path_buf(),
         });
     }
-    std::fs::read(path).map_err(|e| weights_err(path, e))
+    std::fs::read(path).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 /// Builds the architecture of `cfg` and reads its parameters from `path`.
@@ -80,149 +74,22 @@ fn read_into(
     partial: bool,
 ) -> Result<(Dit, Vec<String>)> {
     cfg.validate()?;
-    let mut model = cfg.init(device);
-    // Always partial at the store, which otherwise reports missing tensors as a many-line
-    // table; what is missing is judged here, in one line.
-    let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true);
-    let result = model.load_from(&mut store).map_err(|e| {
-        let e = e.to_string();
-        weights_err(
-            path,
-            format!(
-                "does not fit the model config: {}",
-                e.split_whitespace().collect::<Vec<_>>().join(" ")
-            ),
-        )
-    })?;
-    let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
-    let refused_missing = if partial { &[][..] } else { &missing[..] };
-    if !refused_missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
-        let mut unused = result.unused.clone();
-        unused.sort();
-        let mut parts = Vec::new();
-        let mut count = |n: usize, what: &str, first: Option<String>| {
-            if let Some(first) = first {
-                parts.push(format!("{n} {what} (first: {first})"));
-            }
-        };
-        let mut refused_missing = refused_missing.to_vec();
-        refused_missing.sort();
-        count(
-            refused_missing.len(),
-            "tensors missing",
-            refused_missing.first().cloned(),
-        );
-        count(unused.len(), "unexpected", unused.first().cloned());
-        count(
-            result.errors.len(),
-            "do not fit",
-            result.errors.first().map(|e| e.to_string()),
-        );
-        return Err(weights_err(
-            path,
-            format!(
-                "does not fit the model config ({} blocks, d_model {}): {}",
-                cfg.depth,
-                cfg.d_model,
-                parts.join(", ")
-            ),
-        ));
-    }
-    Ok((model, missing))
+    let describe = format!("{} blocks, d_model {}", cfg.depth, cfg.d_model);
+    let (model, loaded) =
+        musicdiff_weights::load_into(cfg.init(device), bytes, path, partial, &describe)?;
+    Ok((model, loaded.missing))
 }
 
 /// Every parameter of `model` by its name in a weights file, with its shape (what
 /// `bench/dit_params.json` records for the PyTorch benchmark peer).
 pub fn parameter_table(model: &Dit) -> Result<BTreeMap<String, Vec<usize>>> {
-    let here = Path::new("(parameter table)");
-    let mut store = SafetensorsStore::from_bytes(None);
-    model
-        .save_into(&mut store)
-        .map_err(|e| weights_err(here, e))?;
-    let bytes = store.get_bytes().map_err(|e| weights_err(here, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(here, e))?;
-    Ok(st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.shape().to_vec()))
-        .collect())
-}
-
-/// Rewrites the header of safetensors `bytes` in a fixed order (metadata keys and tensor names
-/// sorted; the tensor data is untouched), so that equal tensors and metadata give equal bytes.
-pub fn canonical(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let bad = |what: &str| format!("not a safetensors file: {what}");
-    let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-        .ok_or_else(|| bad("shorter than its header length"))?;
-    let header = bytes
-        .get(8..8usize.saturating_add(n))
-        .ok_or_else(|| bad("header runs past the end"))?;
-    let mut entries: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
-    if let Some(meta) = entries.remove("__metadata__") {
-        let sorted: BTreeMap<String, serde_json::Value> =
-            serde_json::from_value(meta).map_err(|e| bad(&e.to_string()))?;
-        entries.insert(
-            "__metadata__".into(),
-            serde_json::to_value(sorted).expect("a map"),
-        );
-    }
-    // Tensor infos are objects of dtype, shape and offsets: sort their keys too.
-    let ordered: BTreeMap<&String, BTreeMap<String, serde_json::Value>> = entries
-        .iter()
-        .map(|(k, v)| {
-            serde_json::from_value(v.clone())
-                .map(|m| (k, m))
-                .map_err(|e| bad(&e.to_string()))
-        })
-        .collect::<std::result::Result<_, _>>()?;
-    let mut json = serde_json::to_string(&ordered).expect("serialisable");
-    // Data starts 8-byte aligned, as the safetensors writer pads it.
-    while !json.len().is_multiple_of(8) {
-        json.push(' ');
-    }
-    let mut out = Vec::with_capacity(bytes.len() + 8);
-    out.extend((json.len() as u64).to_le_bytes());
-    out.extend(json.as_bytes());
-    out.extend(&bytes[8 + n..]);
-    Ok(out)
+    Ok(musicdiff_weights::parameter_table(model)?)
 }
 
 /// The first tensor (in name order) of safetensors `bytes` that holds a NaN or infinite value,
-/// with that value. f32 and f16 tensors are checked; `path` names the file in errors.
+/// with that value.
 pub fn first_non_finite(bytes: &[u8], path: &Path) -> Result<Option<(String, f32)>> {
-    use safetensors::{Dtype, SafeTensors};
-    let st = SafeTensors::deserialize(bytes).map_err(|e| weights_err(path, e))?;
-    let mut names: Vec<&str> = st.names();
-    names.sort_unstable();
-    for name in names {
-        let view = st.tensor(name).map_err(|e| weights_err(path, e))?;
-        let bad = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .find(|v| !v.is_finite()),
-            // Exponent bits all set: infinite (zero mantissa) or NaN.
-            Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .find(|h| h & 0x7C00 == 0x7C00)
-                .map(|h| match (h & 0x03FF, h & 0x8000) {
-                    (0, 0) => f32::INFINITY,
-                    (0, _) => f32::NEG_INFINITY,
-                    _ => f32::NAN,
-                }),
-            _ => None,
-        };
-        if let Some(v) = bad {
-            return Ok(Some((name.to_string(), v)));
-        }
-    }
-    Ok(None)
+    Ok(musicdiff_weights::first_non_finite(bytes, path)?)
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub enum PipelineError {
     Text(#[from] TextError),
     #[error(transparent)]
     Dsp(#[from] DspError),
+    #[error(transparent)]
+    Vocoder(#[from] musicdiff_vocoder::VocoderError),
     /// A file or directory that could not be read or written.
     #[error("{path}: {cause}")]
     Io {
@@ -78,6 +80,7 @@ impl PipelineError {
             Self::Model(e) => e.is_bad_input(),
             Self::Text(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
+            Self::Vocoder(e) => e.is_bad_input(),
             Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
             // A defect of the model, not of the request.
             Self::NonFiniteOutput { .. } => false,

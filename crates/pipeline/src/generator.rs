@@ -14,11 +14,14 @@
 //!    as Jukebox and JEN-1 extend beyond the training length).
 //! 3. Sample each window with the chosen sampler under classifier-free guidance; known tokens
 //!    are clamped ([`crate::denoise`]); generated tokens become context for the next window.
-//! 4. Log-mel -> magnitude (NNLS) -> Griffin-Lim, anchored on the input's complex STFT in the
-//!    known frames so that the new phase joins the old audio.
+//! 4. Log-mel -> audio: the neural vocoder (`musicdiff_vocoder`) when the generator has one;
+//!    else magnitude (NNLS) -> Griffin-Lim, anchored on the input's complex STFT in the known
+//!    frames so that the new phase joins the old audio.
 //! 5. Splice in the waveform domain: kept audio is copied from the input bit for bit; a filled
-//!    span fades in and out over [`CROSSFADE_SECONDS`] inside the span. [`Generator::run`]
-//!    then refuses output with NaN or infinite samples ([`check_finite`]).
+//!    span fades in and out over [`CROSSFADE_SECONDS`] inside the span; a continuation takes
+//!    the step between the input's last sample and the rebuilt audio out over the same length
+//!    after the seam ([`join`]). [`Generator::run`] then refuses output with NaN or infinite
+//!    samples ([`check_finite`]).
 //!
 //! The functions below carry these numbers (`1c`, `3b`, ...).
 
@@ -36,6 +39,7 @@ use musicdiff_dsp::stft::Stft;
 use musicdiff_model::patch::{patchify, unpatchify};
 use musicdiff_model::{CondExample, Conditioning, Dit, DitConfig, Keep};
 use musicdiff_text::TextEncoder;
+use musicdiff_vocoder::Vocoder;
 use serde::Serialize;
 
 use crate::denoise::{Guidance, GuidedDenoiser};
@@ -118,7 +122,7 @@ pub enum Progress {
     Encoding,
     /// Denoiser evaluation `done` of `total` over all windows.
     Sampling { done: usize, total: usize },
-    /// Griffin-Lim iteration `done` of `total`.
+    /// Griffin-Lim iteration `done` of `total` (the neural vocoder reports 0 of 1, then 1 of 1).
     Vocoding { done: usize, total: usize },
 }
 
@@ -145,6 +149,8 @@ pub struct Output {
     pub generated: Range<usize>,
     /// Model windows sampled.
     pub windows: usize,
+    /// What turned the log-mel into audio: `vocoder ID` or `griffin-lim (N iterations)`.
+    pub conversion: String,
     pub timings: Timings,
 }
 
@@ -189,6 +195,8 @@ pub struct Generator {
     dir: PathBuf,
     model: Dit,
     encoder: TextEncoder,
+    /// The neural vocoder; Griffin-Lim without one.
+    vocoder: Option<Vocoder>,
     device: Device,
 }
 
@@ -222,8 +230,23 @@ impl Generator {
             dir: model_dir.to_path_buf(),
             model,
             encoder,
+            vocoder: None,
             device,
         })
+    }
+
+    /// This generator converting with `vocoder` (`None`: Griffin-Lim). The vocoder must read
+    /// the model's log-mel (sample rate, FFT size, hop, mel bands).
+    pub fn with_vocoder(mut self, vocoder: Option<Vocoder>) -> Result<Self> {
+        if let Some(v) = &vocoder {
+            check_vocoder(v, &self.meta.data)?;
+        }
+        self.vocoder = vocoder;
+        Ok(self)
+    }
+
+    pub fn vocoder(&self) -> Option<&Vocoder> {
+        self.vocoder.as_ref()
     }
 
     pub fn meta(&self) -> &ModelMeta {
@@ -251,6 +274,7 @@ impl Generator {
             &self.encoder,
             &self.meta.data,
             req,
+            self.vocoder.as_ref(),
             &self.device,
             progress,
         )?;
@@ -773,15 +797,56 @@ impl WindowSampler<'_> {
     }
 }
 
-/// 4b. The piece's audio from its log-mel: NNLS to magnitudes, then Griffin-Lim anchored on
-/// the input's complex STFT in the known frames (plain generation has no anchor).
+/// Refuses a vocoder that reads another log-mel than the model writes.
+pub fn check_vocoder(vocoder: &Vocoder, data: &DataInfo) -> Result<()> {
+    let c = vocoder.config();
+    if (c.sample_rate, c.n_fft, c.hop_length, c.n_mels)
+        != (data.sample_rate, data.n_fft, data.hop_length, data.n_mels)
+    {
+        return Err(PipelineError::request(
+            "vocoder",
+            format!(
+                "vocoder `{}` reads {} mels at {} Hz (FFT {}, hop {}) but the model writes {} mels at {} Hz (FFT {}, hop {})",
+                vocoder.id(),
+                c.n_mels,
+                c.sample_rate,
+                c.n_fft,
+                c.hop_length,
+                data.n_mels,
+                data.sample_rate,
+                data.n_fft,
+                data.hop_length
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How `vocoder` (or Griffin-Lim) is named in outputs.
+pub fn conversion_name(vocoder: Option<&Vocoder>, griffin_lim_iters: usize) -> String {
+    match vocoder {
+        Some(v) => format!("vocoder {}", v.id()),
+        None => format!("griffin-lim ({griffin_lim_iters} iterations)"),
+    }
+}
+
+/// 4b. The piece's audio from its log-mel: the neural vocoder's, or NNLS to magnitudes then
+/// Griffin-Lim anchored on the input's complex STFT in the known frames (plain generation has
+/// no anchor).
 fn vocode(
     extractor: &LogMelExtractor,
     piece: &Piece,
     log_mel: &Matrix<f32>,
     req: &Request,
+    vocoder: Option<&Vocoder>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<f32>> {
+    if let Some(v) = vocoder {
+        progress(Progress::Vocoding { done: 0, total: 1 });
+        let audio = v.synthesise(log_mel, Some(piece.timeline.len()))?;
+        progress(Progress::Vocoding { done: 1, total: 1 });
+        return Ok(audio);
+    }
     let spec = extractor.config();
     let magnitude = griffin_lim::log_mel_to_magnitude(spec, extractor.filterbank(), log_mel)?;
     let stft = Stft::<f32>::new(spec.stft())?;
@@ -814,6 +879,18 @@ fn vocode(
     )?)
 }
 
+/// The new audio `new` of a continuation, which follows `last` (the input's final sample)
+/// where the rebuilt audio had `rebuilt_last`: their difference, the step a plain splice
+/// would leave at the seam, is added to `new` and taken out linearly over `fade` samples, so
+/// the waveform joins without a click and nothing of the input changes.
+pub fn join(last: f32, rebuilt_last: f32, new: &mut [f32], fade: usize) {
+    let step = last - rebuilt_last;
+    let fade = fade.max(1);
+    for (i, v) in new.iter_mut().take(fade).enumerate() {
+        *v += step * (1.0 - (i + 1) as f32 / (fade + 1) as f32);
+    }
+}
+
 /// Step 5, the output: the piece's audio `rebuilt` put back as its assembly says, kept audio copied
 /// from the input. Returns it with the range of its new samples.
 fn assemble(
@@ -825,7 +902,12 @@ fn assemble(
     match (task, assembly) {
         (Task::Continue { audio, .. }, Assembly::Continue { start }) => {
             let mut out = audio.clone();
-            out.extend_from_slice(&rebuilt[audio.len() - start..]);
+            let seam = audio.len() - start;
+            let mut new = rebuilt[seam..].to_vec();
+            if let (Some(&last), Some(&rebuilt_last)) = (audio.last(), rebuilt[..seam].last()) {
+                join(last, rebuilt_last, &mut new, fade);
+            }
+            out.extend_from_slice(&new);
             let n = out.len();
             (out, audio.len()..n)
         }
@@ -849,6 +931,7 @@ pub fn run_with(
     encoder: &TextEncoder,
     data: &DataInfo,
     req: &Request,
+    vocoder: Option<&Vocoder>,
     device: &Device,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Output> {
@@ -889,7 +972,7 @@ pub fn run_with(
     // 4. Back to a log-mel (known frames exactly the input's) and to audio.
     let vocoder_started = Instant::now();
     let log_mel = tokens.log_mel(&norm, cfg, &input_mel, &piece.known_frames);
-    let rebuilt = vocode(&extractor, &piece, &log_mel, req, progress)?;
+    let rebuilt = vocode(&extractor, &piece, &log_mel, req, vocoder, progress)?;
 
     // 5. Splice.
     let sr = data.sample_rate as f64;
@@ -904,6 +987,7 @@ pub fn run_with(
         generated_seconds: generated.len() as f64 / sr,
         generated,
         windows: windows.len(),
+        conversion: conversion_name(vocoder, req.griffin_lim_iters),
         timings: Timings {
             text: text_seconds,
             sampling: sampling_seconds,

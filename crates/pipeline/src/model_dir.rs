@@ -20,10 +20,8 @@ use musicdiff_common::atomic::write_bytes;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::features::SpectrogramConfig;
 use musicdiff_model::{Dit, DitConfig};
-use safetensors::SafeTensors;
-use safetensors::tensor::{Dtype, TensorView};
+pub use musicdiff_weights::{WeightDtype, convert_dtype, sha256_hex};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{PipelineError, Result};
 use musicdiff_dsp::normalise::Normaliser;
@@ -113,14 +111,6 @@ impl DataInfo {
     }
 }
 
-/// Storage type of the weights file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WeightDtype {
-    F16,
-    F32,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightsInfo {
@@ -204,69 +194,6 @@ pub struct ModelMeta {
     pub sampling: SamplingDefaults,
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Re-encodes every f32 tensor of a safetensors file as `to` (f16 or f32), keeping names,
-/// shapes and metadata, with the header in a fixed order. Tensors of other dtypes are refused.
-pub fn convert_dtype(bytes: &[u8], to: WeightDtype, path: &Path) -> Result<Vec<u8>> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| PipelineError::file(path, e))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| PipelineError::file(path, e))?;
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
-    names.sort();
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
-    for name in names {
-        let view = st.tensor(&name).map_err(|e| PipelineError::file(path, e))?;
-        let data = view.data();
-        let out = match (view.dtype(), to) {
-            (Dtype::F32, WeightDtype::F32) | (Dtype::F16, WeightDtype::F16) => data.to_vec(),
-            (Dtype::F32, WeightDtype::F16) => data
-                .chunks_exact(4)
-                .flat_map(|c| {
-                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    half::f16::from_f32(v).to_le_bytes()
-                })
-                .collect(),
-            (Dtype::F16, WeightDtype::F32) => data
-                .chunks_exact(2)
-                .flat_map(|c| {
-                    half::f16::from_le_bytes([c[0], c[1]])
-                        .to_f32()
-                        .to_le_bytes()
-                })
-                .collect(),
-            (other, _) => {
-                return Err(PipelineError::file(
-                    path,
-                    format!("tensor {name} has dtype {other:?}; only f16 and f32 are supported"),
-                ));
-            }
-        };
-        owned.push((name, view.shape().to_vec(), out));
-    }
-    let dtype = match to {
-        WeightDtype::F16 => Dtype::F16,
-        WeightDtype::F32 => Dtype::F32,
-    };
-    let views: Vec<(String, TensorView<'_>)> = owned
-        .iter()
-        .map(|(n, shape, data)| {
-            TensorView::new(dtype, shape.clone(), data)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| PipelineError::file(path, e))
-        })
-        .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, meta.metadata().clone())
-        .map_err(|e| PipelineError::file(path, e))?;
-    // A fixed header order: the same weights give the same bytes, and so the same hash.
-    musicdiff_model::io::canonical(&bytes).map_err(|e| PipelineError::file(path, e))
-}
-
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -329,28 +256,14 @@ pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
 pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit> {
     let path = dir.join(WEIGHTS_FILE);
     let bytes = read(&path, "model weights (model.safetensors)")?;
-    let hash = sha256_hex(&bytes);
-    if hash != meta.weights.sha256 {
-        return Err(PipelineError::file(
-            &path,
-            format!(
-                "SHA-256 {hash} does not match {} recorded in {META_FILE}: the weights were changed or damaged",
-                meta.weights.sha256
-            ),
-        ));
-    }
-    let f32_bytes = match meta.weights.dtype {
-        WeightDtype::F32 => bytes,
-        WeightDtype::F16 => convert_dtype(&bytes, WeightDtype::F32, &path)?,
-    };
-    // A NaN or infinity (a diverged run exported, a damaged file re-hashed) would make every
-    // generation silent or noise.
-    if let Some((tensor, v)) = musicdiff_model::io::first_non_finite(&f32_bytes, &path)? {
-        return Err(PipelineError::file(
-            &path,
-            format!("tensor {tensor} holds {v}: the weights are unusable (non-finite values)"),
-        ));
-    }
+    let f32_bytes = musicdiff_weights::checked(
+        bytes,
+        &path,
+        meta.weights.dtype,
+        &meta.weights.sha256,
+        META_FILE,
+    )
+    .map_err(|e| PipelineError::file(&e.path, e.detail))?;
     Ok(musicdiff_model::io::load_bytes(
         &meta.model,
         f32_bytes,
@@ -369,7 +282,8 @@ pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Re
         cause: e,
     })?;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let weights = convert_dtype(weights_f32, meta.weights.dtype, &weights_path)?;
+    let weights = convert_dtype(weights_f32, meta.weights.dtype, &weights_path)
+        .map_err(|e| PipelineError::file(&e.path, e.detail))?;
     let mut meta = meta.clone();
     meta.weights.sha256 = sha256_hex(&weights);
     meta.format = FORMAT.into();
@@ -404,6 +318,8 @@ mod tests {
 
     use super::*;
     use musicdiff_model::config::{AbsoluteKind, PositionEncoding};
+    use safetensors::SafeTensors;
+    use safetensors::tensor::Dtype;
 
     fn cfg() -> DitConfig {
         DitConfig {

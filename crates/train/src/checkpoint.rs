@@ -93,18 +93,20 @@ pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Writes a checkpoint for `state.step`: `fill(dir)` writes the weight files into a temporary
-/// directory, then the state is added, the directory renamed into place, `latest` moved, and
-/// all but the newest `keep` checkpoints removed.
-pub fn save(
+/// Writes a checkpoint for `step`: `fill(dir)` writes the weight files into a temporary
+/// directory, then `state` (a [`TrainState`], or the vocoder trainer's) is added as
+/// `state.json`, the directory renamed into place, `latest` moved, and all but the newest
+/// `keep` checkpoints removed.
+pub fn save<S: Serialize>(
     run: &Path,
-    state: &TrainState,
+    step: u64,
+    state: &S,
     keep: usize,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     let root = root(run);
     std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
-    let name = dir_name(state.step);
+    let name = dir_name(step);
     let tmp = root.join(format!(".{name}.part"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
@@ -147,8 +149,13 @@ pub fn prune(run: &Path, keep: usize, current: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads `state.json` of a checkpoint directory.
+/// Reads `state.json` of a DiT checkpoint directory.
 pub fn read_state(dir: &Path) -> Result<TrainState> {
+    read_json(dir)
+}
+
+/// Reads `state.json` of a checkpoint directory as `S`.
+pub fn read_json<S: serde::de::DeserializeOwned>(dir: &Path) -> Result<S> {
     let path = dir.join(STATE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {

@@ -155,33 +155,8 @@ impl TrainConfig {
     /// Checks the values; the error names the offending key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.model.validate().map_err(|e| e.to_string())?;
-        let o = &self.optim;
-        let unit = |name: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} = {v} must be in [0, 1]"))
-            }
-        };
-        if o.batch_size == 0 {
-            return Err("optim.batch_size must be at least 1".into());
-        }
-        if o.steps == 0 {
-            return Err("optim.steps must be at least 1".into());
-        }
-        if !(o.lr > 0.0 && o.lr < 1.0) {
-            return Err(format!("optim.lr = {} must be in (0, 1)", o.lr));
-        }
-        if o.eps.is_nan() || o.eps <= 0.0 || o.grad_clip < 0.0 || o.weight_decay < 0.0 {
-            return Err(
-                "optim.eps must be positive; grad_clip and weight_decay not negative".into(),
-            );
-        }
+        self.optim.validate()?;
         for (name, v) in [
-            ("optim.min_lr_ratio", o.min_lr_ratio),
-            ("optim.beta1", o.beta1),
-            ("optim.beta2", o.beta2),
-            ("optim.ema_decay", o.ema_decay),
             ("dropout.all", self.dropout.all),
             ("dropout.text", self.dropout.text),
             ("dropout.genre", self.dropout.genre),
@@ -211,7 +186,52 @@ impl TrainConfig {
     /// Learning rate at optimiser step `step` (0-based): linear warmup from `lr / warmup` to
     /// `lr`, then a half cosine down to `lr * min_lr_ratio` at `steps`.
     pub fn lr_at(&self, step: u64) -> f64 {
-        let o = &self.optim;
+        self.optim.lr_at(step)
+    }
+}
+
+/// `Err` naming `name` unless `v` is in [0, 1].
+fn unit(name: &str, v: f64) -> std::result::Result<(), String> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{name} = {v} must be in [0, 1]"))
+    }
+}
+
+impl OptimConfig {
+    /// Checks the values; the error names the offending key (`optim.*`).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let o = self;
+        if o.batch_size == 0 {
+            return Err("optim.batch_size must be at least 1".into());
+        }
+        if o.steps == 0 {
+            return Err("optim.steps must be at least 1".into());
+        }
+        if !(o.lr > 0.0 && o.lr < 1.0) {
+            return Err(format!("optim.lr = {} must be in (0, 1)", o.lr));
+        }
+        if o.eps.is_nan() || o.eps <= 0.0 || o.grad_clip < 0.0 || o.weight_decay < 0.0 {
+            return Err(
+                "optim.eps must be positive; grad_clip and weight_decay not negative".into(),
+            );
+        }
+        for (name, v) in [
+            ("optim.min_lr_ratio", o.min_lr_ratio),
+            ("optim.beta1", o.beta1),
+            ("optim.beta2", o.beta2),
+            ("optim.ema_decay", o.ema_decay),
+        ] {
+            unit(name, v)?;
+        }
+        Ok(())
+    }
+
+    /// Learning rate of optimiser step `step` (0-based): linear warm-up over `warmup_steps`,
+    /// then a cosine from `lr` down to `lr * min_lr_ratio` at `steps`.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        let o = self;
         if step < o.warmup_steps {
             return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
         }

@@ -37,6 +37,8 @@ pub enum TrainError {
     Dsp(#[from] musicdiff_dsp::DspError),
     #[error(transparent)]
     Pipeline(#[from] musicdiff_pipeline::PipelineError),
+    #[error(transparent)]
+    Vocoder(#[from] musicdiff_vocoder::VocoderError),
     /// The loss stopped being a finite number: the run diverged (a failure of training, not
     /// of the user's input).
     #[error(
@@ -69,6 +71,7 @@ impl TrainError {
             Self::Text(e) => e.is_bad_input(),
             Self::Dsp(e) => e.is_bad_input(),
             Self::Pipeline(e) => e.is_bad_input(),
+            Self::Vocoder(e) => e.is_bad_input(),
             Self::Io { cause, .. } => io_is_bad_input(cause.kind()),
         }
     }

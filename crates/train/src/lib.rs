@@ -17,6 +17,7 @@ pub mod optim;
 pub mod plot;
 pub mod samples;
 pub mod trainer;
+pub mod vocoder;
 
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};

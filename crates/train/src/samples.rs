@@ -60,7 +60,7 @@ pub fn render(
             overlap_seconds: 0.0,
             griffin_lim_iters: 32,
         };
-        let out = run_with(model, encoder, &state.data, &req, device, &mut |_| {})?;
+        let out = run_with(model, encoder, &state.data, &req, None, device, &mut |_| {})?;
         let stem = format!("{i:02}-{}", slug(prompt));
         audio::write_wav(
             &dir.join(format!("{stem}.wav")),

@@ -202,7 +202,7 @@ fn check_data(cfg: &TrainConfig, loader: &Loader, data: &Path) -> Result<()> {
     Ok(())
 }
 
-fn append_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn append_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -214,7 +214,7 @@ fn append_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// Drops `metrics.jsonl` lines past `step` (what an interrupted run logged after its last
 /// checkpoint), so a resumed run's log reads as one uninterrupted run.
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+pub(crate) fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -268,11 +268,17 @@ pub(crate) fn read_curves(path: &Path) -> Curves {
 
 impl Run {
     fn save(&self, out: &Path) -> Result<PathBuf> {
-        let dir = checkpoint::save(out, &self.state, self.cfg.run.keep_checkpoints, |tmp| {
-            weights::save(&self.model, &tmp.join(checkpoint::MODEL))?;
-            weights::save(&self.ema, &tmp.join(checkpoint::EMA))?;
-            self.opt.save(&tmp.join(checkpoint::OPTIM))
-        })?;
+        let dir = checkpoint::save(
+            out,
+            self.state.step,
+            &self.state,
+            self.cfg.run.keep_checkpoints,
+            |tmp| {
+                weights::save(&self.model, &tmp.join(checkpoint::MODEL))?;
+                weights::save(&self.ema, &tmp.join(checkpoint::EMA))?;
+                self.opt.save(&tmp.join(checkpoint::OPTIM))
+            },
+        )?;
         let curves = read_curves(&out.join("metrics.jsonl"));
         plot::write(&out.join("loss.png"), &curves.train, &curves.eval)?;
         Ok(dir)

@@ -68,6 +68,10 @@ pub struct EvalCmd {
     /// Leave out the baselines other than the oracle (dice game, Markov chain, noise, unprompted).
     #[arg(long)]
     pub no_baselines: bool,
+    /// Log-mel -> waveform for every system: a vocoder directory or `griffin-lim` [default:
+    /// $MUSICDIFF_VOCODER, else the bundled models/vocoder, else Griffin-Lim].
+    #[arg(long, value_name = "DIR|griffin-lim")]
+    pub vocoder: Option<super::VocoderChoice>,
     /// Bootstrap resamples of every interval.
     #[arg(long, value_name = "N", default_value_t = musicdiff_eval::stats::BOOTSTRAP_RESAMPLES)]
     pub resamples: usize,
@@ -91,6 +95,7 @@ pub fn run(cmd: EvalCmd, ui: &Ui) -> Result<()> {
     opts.musicnn = cmd.musicnn;
     opts.baselines = !cmd.no_baselines;
     opts.resamples = cmd.resamples;
+    opts.vocoder = super::vocoder_dir(cmd.vocoder.as_ref(), ui);
     let mut bar: Option<ProgressBar> = None;
     let report = musicdiff_eval::run(&opts, &mut |event| match event {
         Event::Stage { name, total } => {

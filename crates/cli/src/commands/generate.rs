@@ -53,7 +53,12 @@ pub struct SamplingArgs {
     /// [default: the model's].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub overlap: Option<f32>,
-    /// Griffin-Lim iterations for spectrogram -> waveform [default: the model's].
+    /// Spectrogram -> waveform: a vocoder directory (made by `musicdiff vocoder export`) or
+    /// `griffin-lim` [default: $MUSICDIFF_VOCODER, else the bundled models/vocoder, else
+    /// Griffin-Lim].
+    #[arg(long, value_name = "DIR|griffin-lim")]
+    pub vocoder: Option<super::VocoderChoice>,
+    /// Griffin-Lim iterations, when converting with Griffin-Lim [default: the model's].
     #[arg(long = "gl-iters", value_name = "N")]
     pub gl_iters: Option<usize>,
     /// Do not write the spectrogram PNG next to the WAV.
@@ -231,7 +236,7 @@ fn load(args: &SamplingArgs, ui: &Ui) -> Result<(Generator, f64)> {
     let sp = ui.spinner(&format!("loading {}", dir.display()));
     let g = Generator::load(&dir);
     sp.finish_and_clear();
-    let g = g?;
+    let g = g?.with_vocoder(super::load_vocoder(args.vocoder.as_ref(), ui)?)?;
     Ok((g, started.elapsed().as_secs_f64()))
 }
 
@@ -274,7 +279,12 @@ fn run(g: &Generator, req: &Request, ui: &Ui, label: &str) -> Result<Output> {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            let v = vocoder.get_or_insert_with(|| ui.bar(total as u64, "griffin-lim"));
+            let label = if g.vocoder().is_some() {
+                "vocoder"
+            } else {
+                "griffin-lim"
+            };
+            let v = vocoder.get_or_insert_with(|| ui.bar(total as u64, label));
             v.set_position(done as u64);
         }
     });
@@ -361,6 +371,12 @@ fn stage_outputs(
         "cfg_timing": req.guidance.timing.map(json_f32),
         "overlap_seconds": json_f32(req.overlap_seconds),
         "griffin_lim_iters": req.griffin_lim_iters,
+        "conversion": out.conversion,
+        "vocoder": g.vocoder().and_then(|v| v.meta()).map(|m| json!({
+            "id": m.id,
+            "sha256": m.weights.sha256,
+            "steps": m.training.steps,
+        })),
         "model": {
             "id": meta.id,
             "dir": g.dir().to_string_lossy(),

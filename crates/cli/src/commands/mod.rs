@@ -8,8 +8,10 @@ pub mod generate;
 pub mod roundtrip;
 pub mod spec;
 pub mod train;
+pub mod vocoder;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use musicdiff_dsp::audio::{self, Audio};
 use musicdiff_dsp::features::LogMelExtractor;
@@ -47,4 +49,55 @@ pub fn warn_empty_filters(extractor: &LogMelExtractor, ui: &Ui) {
             empty[0]
         ));
     }
+}
+
+/// `--vocoder`: a vocoder directory, or `griffin-lim`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VocoderChoice {
+    Dir(PathBuf),
+    GriffinLim,
+}
+
+impl FromStr for VocoderChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" => Err("give a vocoder directory or `griffin-lim`".into()),
+            "griffin-lim" | "gl" => Ok(Self::GriffinLim),
+            dir => Ok(Self::Dir(PathBuf::from(dir))),
+        }
+    }
+}
+
+/// The vocoder directory `choice` names: a directory, Griffin-Lim (`None`), or when nothing is
+/// named the bundled vocoder (`$MUSICDIFF_VOCODER`, else `models/vocoder`), falling back to
+/// Griffin-Lim with a note when none is installed.
+pub fn vocoder_dir(choice: Option<&VocoderChoice>, ui: &Ui) -> Option<PathBuf> {
+    match choice {
+        Some(VocoderChoice::GriffinLim) => None,
+        Some(VocoderChoice::Dir(d)) => Some(d.clone()),
+        None => match musicdiff_common::locate::vocoder_dir() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                ui.note(format!(
+                    "note: converting with Griffin-Lim: no vocoder installed ({e})"
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// The vocoder `choice` names, loaded ([`vocoder_dir`]; a named directory must load).
+pub fn load_vocoder(
+    choice: Option<&VocoderChoice>,
+    ui: &Ui,
+) -> anyhow::Result<Option<musicdiff_vocoder::Vocoder>> {
+    let Some(dir) = vocoder_dir(choice, ui) else {
+        return Ok(None);
+    };
+    let sp = ui.spinner(&format!("loading vocoder {}", dir.display()));
+    let v = musicdiff_vocoder::Vocoder::load(&dir);
+    sp.finish_and_clear();
+    Ok(Some(v?))
 }

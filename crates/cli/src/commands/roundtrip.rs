@@ -1,7 +1,8 @@
 //! `musicdiff roundtrip`: audio -> log-mel -> audio through the same path generated
-//! spectrograms take (mel -> linear by NNLS, then fast Griffin-Lim), reporting spectral
-//! convergence, log-spectral distance and the time of every stage. It measures how much the
-//! spectrogram representation itself loses, the ceiling for any model built on it.
+//! spectrograms take (the neural vocoder, or mel -> linear by NNLS then fast Griffin-Lim),
+//! reporting spectral convergence, log-spectral distance and the time of every stage. It
+//! measures how much the spectrogram representation and its conversion lose, the ceiling for
+//! any model built on them.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use musicdiff_dsp::stft::Stft;
 use crate::args::{LOG_MEL_DEFINITION, SpectrogramArgs};
 use crate::progress::Ui;
 
-/// Audio -> log-mel -> audio (Griffin-Lim), reporting how close the result is.
+/// Audio -> log-mel -> audio (vocoder or Griffin-Lim), reporting how close the result is.
 #[derive(Debug, Args)]
 #[command(after_long_help = LOG_MEL_DEFINITION)]
 pub struct RoundtripCmd {
@@ -28,6 +29,11 @@ pub struct RoundtripCmd {
     /// Output WAV file (mono, at --sr).
     #[arg(short, long, value_name = "OUT.wav")]
     pub output: PathBuf,
+    /// Log-mel -> waveform: a vocoder directory or `griffin-lim` [default: $MUSICDIFF_VOCODER,
+    /// else the bundled models/vocoder, else Griffin-Lim]. A vocoder reads its own log-mel:
+    /// the spectrogram flags must then match it.
+    #[arg(long, value_name = "DIR|griffin-lim")]
+    pub vocoder: Option<super::VocoderChoice>,
     /// Griffin-Lim iterations.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub iters: usize,
@@ -61,8 +67,22 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
         },
     };
     gl.validate()?;
+    let vocoder = super::load_vocoder(cmd.vocoder.as_ref(), ui)?;
     let extractor = LogMelExtractor::new(cmd.spec.config())?;
     let cfg = *extractor.config();
+    if let Some(v) = &vocoder
+        && v.config().spectrogram() != cfg
+    {
+        let c = v.config();
+        anyhow::bail!(musicdiff_vocoder::VocoderError::BadInput(format!(
+            "vocoder `{}` reads {} mels at {} Hz (n_fft {}, hop {}); drop the spectrogram flags or pass --vocoder griffin-lim",
+            v.id(),
+            c.n_mels,
+            c.sample_rate,
+            c.n_fft,
+            c.hop_length
+        )));
+    }
     super::warn_empty_filters(&extractor, ui);
     let total = Instant::now();
 
@@ -74,18 +94,36 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
     let log_mel = extractor.log_mel(&loaded.mono);
     let t_mel = t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let linear = griffin_lim::log_mel_to_magnitude(&cfg, extractor.filterbank(), &log_mel)?;
-    let t_inv = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
     let stft = Stft::<f32>::new(cfg.stft())?;
-    let bar = ui.bar(gl.n_iter as u64, "griffin-lim");
-    let out = griffin_lim::griffin_lim(&stft, &linear, loaded.mono.len(), &gl, &mut |i| {
-        bar.set_position(i as u64)
-    })?;
-    bar.finish_and_clear();
-    let t_gl = t.elapsed().as_secs_f64();
+    let (out, stages) = match &vocoder {
+        Some(v) => {
+            let t = Instant::now();
+            let sp = ui.spinner("vocoding");
+            let out = v.synthesise(&log_mel, Some(loaded.mono.len()))?;
+            sp.finish_and_clear();
+            let t_voc = t.elapsed().as_secs_f64();
+            (out, format!("vocoder {} {t_voc:.3} s", v.id()))
+        }
+        None => {
+            let t = Instant::now();
+            let linear = griffin_lim::log_mel_to_magnitude(&cfg, extractor.filterbank(), &log_mel)?;
+            let t_inv = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let bar = ui.bar(gl.n_iter as u64, "griffin-lim");
+            let out = griffin_lim::griffin_lim(&stft, &linear, loaded.mono.len(), &gl, &mut |i| {
+                bar.set_position(i as u64)
+            })?;
+            bar.finish_and_clear();
+            let t_gl = t.elapsed().as_secs_f64();
+            (
+                out,
+                format!(
+                    "mel->linear {t_inv:.3} s | griffin-lim ({} it) {t_gl:.3} s",
+                    gl.n_iter
+                ),
+            )
+        }
+    };
 
     let t = Instant::now();
     let format = if cmd.float {
@@ -135,8 +173,7 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
         log_spectral_distance(&reference, &estimate)
     );
     println!(
-        "time                   decode+resample {t_load:.3} s | log-mel {t_mel:.3} s | mel->linear {t_inv:.3} s | griffin-lim ({} it) {t_gl:.3} s | write {t_write:.3} s",
-        gl.n_iter
+        "time                   decode+resample {t_load:.3} s | log-mel {t_mel:.3} s | {stages} | write {t_write:.3} s"
     );
     println!(
         "total                  {t_total:.3} s for {seconds:.2} s of audio (real-time factor {:.3})",

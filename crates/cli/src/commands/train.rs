@@ -97,6 +97,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// A flag raised by the first Ctrl-C (the run stops after its current step, with a
+/// checkpoint); a second Ctrl-C exits at once.
+pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user really wants out.
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (a checkpoint follows); Ctrl-C again to abort");
+    })?;
+    Ok(stop)
+}
+
+/// Why a run stopped, in words.
+pub fn stop_words(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::ScheduleDone => "the schedule is complete",
+        StopReason::MaxSteps => "--max-steps reached",
+        StopReason::TimeBudget => "--time-budget spent",
+        StopReason::Interrupted => "interrupted",
+    }
+}
+
 pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
     let config = TrainConfig::load(&cmd.config)?;
     let opts = Options {
@@ -109,17 +134,7 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         time_budget: cmd.time_budget,
         text_model: assets::minilm()?,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user really wants out.
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this step (a checkpoint follows); Ctrl-C again to abort");
-        })?;
-    }
+    let stop = stop_on_ctrl_c()?;
     let end = opts
         .max_steps
         .unwrap_or(opts.config.optim.steps)
@@ -175,12 +190,7 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         Event::Note(msg) => bar.suspend(|| ui.note(msg)),
     })?;
     bar.finish_and_clear();
-    let why = match outcome.reason {
-        StopReason::ScheduleDone => "the schedule is complete",
-        StopReason::MaxSteps => "--max-steps reached",
-        StopReason::TimeBudget => "--time-budget spent",
-        StopReason::Interrupted => "interrupted",
-    };
+    let why = stop_words(outcome.reason);
     // Before the first logging interval ends there is no loss to report.
     let loss = if outcome.last_loss.is_finite() {
         format!("{:.4}", outcome.last_loss)

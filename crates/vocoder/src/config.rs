@@ -1,0 +1,120 @@
+//! The vocoder's architecture and the spectrogram it reads, as one serde struct stored beside
+//! every checkpoint and in every vocoder directory (`vocoder.json`).
+//!
+//! The iSTFT of the head runs at the spectrogram's own frame rate and size (`n_fft`, `hop`):
+//! Vocos (Siuzdak 2023, section 3) predicts one STFT frame per mel frame, so the two cannot
+//! differ.
+
+use musicdiff_dsp::features::SpectrogramConfig;
+use serde::{Deserialize, Serialize};
+
+/// Architecture of a Vocos-style vocoder over musicdiff's log-mel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VocoderConfig {
+    /// The log-mel the vocoder reads (musicdiff's definition: Slaney mels, power 2,
+    /// `ln(max(mel, 1e-5))`) and, through `n_fft` and `hop_length`, the STFT it writes.
+    pub sample_rate: u32,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    /// Width of the ConvNeXt backbone.
+    pub dim: usize,
+    /// Hidden width of each block's pointwise MLP.
+    pub intermediate: usize,
+    /// ConvNeXt blocks.
+    pub layers: usize,
+    /// Kernel of the input embedding and of every depthwise convolution (odd).
+    pub kernel: usize,
+}
+
+impl VocoderConfig {
+    /// The log-mel definition the vocoder reads.
+    pub fn spectrogram(&self) -> SpectrogramConfig {
+        SpectrogramConfig::new(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
+    }
+
+    /// Frequency bins of the predicted STFT.
+    pub fn n_bins(&self) -> usize {
+        self.n_fft / 2 + 1
+    }
+
+    /// Frames on either side of a frame that reach its output: the embedding and every block
+    /// convolve over `kernel` frames.
+    pub fn receptive_frames(&self) -> usize {
+        (self.layers + 1) * (self.kernel / 2)
+    }
+
+    /// Multiply-accumulates per frame of the forward pass (embedding, blocks, head), the
+    /// figure behind the speed estimates of `docs/vocoder-design.md`.
+    pub fn macs_per_frame(&self) -> usize {
+        let (d, h) = (self.dim, self.intermediate);
+        self.n_mels * d * self.kernel
+            + self.layers * (self.kernel * d + 2 * d * h)
+            + d * (self.n_fft + 2)
+    }
+
+    /// A readable refusal of sizes the network cannot be built with.
+    pub fn validate(&self) -> Result<(), String> {
+        self.spectrogram().validate().map_err(|e| e.to_string())?;
+        if !self.n_fft.is_power_of_two() {
+            return Err(format!(
+                "n_fft {} must be a power of two (the iSTFT's inverse FFT)",
+                self.n_fft
+            ));
+        }
+        if self.hop_length == 0 || !self.n_fft.is_multiple_of(self.hop_length) {
+            return Err(format!(
+                "hop_length {} must divide n_fft {} (frames are overlap-added in hop-sized blocks)",
+                self.hop_length, self.n_fft
+            ));
+        }
+        if self.dim == 0 || self.intermediate == 0 || self.layers == 0 {
+            return Err("dim, intermediate and layers must be at least 1".into());
+        }
+        if self.kernel == 0 || self.kernel.is_multiple_of(2) {
+            return Err(format!("kernel {} must be odd", self.kernel));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> VocoderConfig {
+        VocoderConfig {
+            sample_rate: 22050,
+            n_fft: 1024,
+            hop_length: 256,
+            n_mels: 80,
+            dim: 256,
+            intermediate: 768,
+            layers: 8,
+            kernel: 7,
+        }
+    }
+
+    #[test]
+    fn macs_match_the_design_notes_count() {
+        // docs/vocoder-design.md section 2.4: 3.57 M MAC per frame for 256 / 768 / 8.
+        assert_eq!(small().macs_per_frame(), 3_566_080);
+        assert_eq!(small().receptive_frames(), 27);
+    }
+
+    #[test]
+    fn sizes_that_cannot_be_built_are_refused_with_the_reason() {
+        let mut c = small();
+        c.kernel = 6;
+        assert!(c.validate().unwrap_err().contains("odd"));
+        let mut c = small();
+        c.hop_length = 300;
+        assert!(c.validate().unwrap_err().contains("divide"));
+        let mut c = small();
+        c.n_fft = 1000;
+        c.hop_length = 250;
+        assert!(c.validate().unwrap_err().contains("power of two"));
+        assert!(small().validate().is_ok());
+    }
+}

@@ -1,0 +1,311 @@
+//! musicdiff's neural vocoder: log-mel to waveform with a Vocos-style generator (Siuzdak 2023;
+//! `network`), the differentiable spectral operations and reconstruction losses it trains on
+//! (`spectral`, `loss`), and its directory format (`dir`). The trainer lives in
+//! `musicdiff-train`; generation picks this vocoder or Griffin-Lim in `musicdiff-pipeline`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use musicdiff_vocoder::Vocoder;
+//! let vocoder = Vocoder::load(std::path::Path::new("models/vocoder"))?;
+//! let log_mel = musicdiff_dsp::matrix::Matrix::zeros(80, 100); // [n_mels, frames]
+//! let audio: Vec<f32> = vocoder.synthesise(&log_mel, None)?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod dir;
+pub mod error;
+pub mod loss;
+pub mod network;
+pub mod spectral;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use musicdiff_dsp::matrix::Matrix;
+
+pub use config::VocoderConfig;
+pub use dir::VocoderMeta;
+pub use error::{Result, VocoderError};
+pub use loss::{LossConfig, LossParts, ReconstructionLoss};
+pub use network::Vocos;
+pub use spectral::SpectralOp;
+
+/// Frames run through the network at once; longer inputs go in chunks with enough context on
+/// each side that every frame sees what it would see in one pass.
+const CHUNK_FRAMES: usize = 1024;
+
+/// A loaded vocoder, ready to convert log-mel spectrograms to audio on the CPU.
+#[derive(Clone)]
+pub struct Vocoder {
+    net: Vocos,
+    op: SpectralOp,
+    meta: Option<VocoderMeta>,
+    device: Device,
+}
+
+impl Vocoder {
+    /// Reads a vocoder directory (`vocoder.json`, `vocoder.safetensors`), hash-checked.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let device = Device::flex();
+        let meta = dir::read_meta(dir)?;
+        let net = dir::load_weights(dir, &meta, &device)?;
+        let mut v = Self::new(net, &device);
+        v.meta = Some(meta);
+        Ok(v)
+    }
+
+    /// Wraps a network held in memory (a training run's weights).
+    pub fn new(net: Vocos, device: &Device) -> Self {
+        let cfg = &net.config;
+        Self {
+            op: SpectralOp::new(cfg.n_fft, cfg.hop_length, device),
+            net,
+            meta: None,
+            device: device.clone(),
+        }
+    }
+
+    pub fn config(&self) -> &VocoderConfig {
+        &self.net.config
+    }
+
+    /// The directory's metadata, when loaded from one.
+    pub fn meta(&self) -> Option<&VocoderMeta> {
+        self.meta.as_ref()
+    }
+
+    /// A short name for sidecars and logs.
+    pub fn id(&self) -> &str {
+        self.meta.as_ref().map_or("in-memory", |m| m.id.as_str())
+    }
+
+    /// Audio from a log-mel `[n_mels, frames]` (musicdiff's definition, un-normalised):
+    /// `length` samples (default `(frames - 1) * hop`, at most `(frames - 1) * hop + n_fft /
+    /// 2`), as the centred iSTFT of the predicted spectrum gives them. Values below the log
+    /// floor are raised to it (the features cannot express less).
+    pub fn synthesise(&self, log_mel: &Matrix<f32>, length: Option<usize>) -> Result<Vec<f32>> {
+        let cfg = self.config();
+        let (m, t) = log_mel.shape();
+        if m != cfg.n_mels {
+            return Err(VocoderError::BadInput(format!(
+                "the spectrogram has {m} mel bands; this vocoder reads {}",
+                cfg.n_mels
+            )));
+        }
+        if t == 0 {
+            return Err(VocoderError::BadInput(
+                "the spectrogram has no frames".into(),
+            ));
+        }
+        let max_len = (t - 1) * cfg.hop_length + cfg.n_fft / 2;
+        if let Some(l) = length.filter(|&l| l > max_len) {
+            return Err(VocoderError::BadInput(format!(
+                "{l} samples asked of {t} frames (at most {max_len})"
+            )));
+        }
+        if let Some(v) = log_mel.as_slice().iter().find(|v| !v.is_finite()) {
+            return Err(VocoderError::BadInput(format!(
+                "the spectrogram holds {v}: values must be finite"
+            )));
+        }
+        let floor = cfg.spectrogram().log_floor.ln() as f32;
+        // 1. [frames, n_mels], floored.
+        let mut frames = vec![0.0f32; t * m];
+        for r in 0..m {
+            for (c, &v) in log_mel.row(r).iter().enumerate() {
+                frames[c * m + r] = v.max(floor);
+            }
+        }
+        let input = Tensor::<3>::from_data(TensorData::new(frames, [1, t, m]), &self.device);
+        // 2. The spectrum, chunk by chunk with the receptive field as context.
+        let margin = cfg.receptive_frames();
+        let (mut res, mut ims) = (Vec::new(), Vec::new());
+        for start in (0..t).step_by(CHUNK_FRAMES) {
+            let len = CHUNK_FRAMES.min(t - start);
+            let lo = start.saturating_sub(margin);
+            let hi = (start + len + margin).min(t);
+            let (re, im) = self.net.spectrum(input.clone().narrow(1, lo, hi - lo));
+            res.push(re.narrow(1, start - lo, len));
+            ims.push(im.narrow(1, start - lo, len));
+        }
+        // 3. One inverse STFT over the whole spectrum.
+        let audio = self
+            .op
+            .istft(Tensor::cat(res, 1), Tensor::cat(ims, 1), length);
+        Ok(audio
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 audio"))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small configuration for tests: the real spectrogram, a narrow network.
+    pub fn tiny() -> VocoderConfig {
+        VocoderConfig {
+            sample_rate: 22050,
+            n_fft: 1024,
+            hop_length: 256,
+            n_mels: 80,
+            dim: 16,
+            intermediate: 32,
+            layers: 2,
+            kernel: 7,
+        }
+    }
+
+    fn log_mel(frames: usize) -> Matrix<f32> {
+        let data = (0..80 * frames)
+            .map(|i| ((i * 37 % 101) as f32 / 101.0) * 8.0 - 9.0)
+            .collect();
+        Matrix::from_vec(80, frames, data)
+    }
+
+    #[test]
+    fn chunked_synthesis_equals_one_pass() {
+        let device = Device::flex();
+        device.seed(5);
+        let net = Vocos::new(&tiny(), &device);
+        let t = CHUNK_FRAMES + 300;
+        let mel = log_mel(t);
+        let v = Vocoder::new(net.clone(), &device);
+        let chunked = v.synthesise(&mel, None).unwrap();
+        // One pass over everything.
+        let mut frames = vec![0.0f32; t * 80];
+        for r in 0..80 {
+            for (c, &x) in mel.row(r).iter().enumerate() {
+                frames[c * 80 + r] = x;
+            }
+        }
+        let input = Tensor::<3>::from_data(TensorData::new(frames, [1, t, 80]), &device);
+        let whole = net
+            .waveform(input, &SpectralOp::new(1024, 256, &device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(chunked.len(), (t - 1) * 256);
+        let diff = chunked
+            .iter()
+            .zip(&whole)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn bad_spectrograms_are_refused_with_the_reason() {
+        let device = Device::flex();
+        let v = Vocoder::new(Vocos::new(&tiny(), &device), &device);
+        let e = v.synthesise(&Matrix::zeros(64, 10), None).unwrap_err();
+        assert!(e.to_string().contains("64 mel bands"), "{e}");
+        let e = v.synthesise(&Matrix::zeros(80, 0), None).unwrap_err();
+        assert!(e.to_string().contains("no frames"), "{e}");
+        let mut m = log_mel(10);
+        m.as_mut_slice()[7] = f32::NAN;
+        let e = v.synthesise(&m, None).unwrap_err();
+        assert!(e.to_string().contains("NaN"), "{e}");
+        let e = v.synthesise(&log_mel(10), Some(9 * 256 + 513)).unwrap_err();
+        assert!(e.to_string().contains("at most 2816"), "{e}");
+        assert_eq!(v.synthesise(&log_mel(10), Some(2816)).unwrap().len(), 2816);
+    }
+
+    #[test]
+    fn a_written_directory_loads_back_and_damage_is_named() {
+        use dir::{TrainingInfo, WeightsInfo};
+        let device = Device::flex();
+        device.seed(6);
+        let net = Vocos::new(&tiny(), &device);
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = VocoderMeta {
+            format: String::new(),
+            id: "test".into(),
+            config: tiny(),
+            weights: WeightsInfo {
+                dtype: musicdiff_weights::WeightDtype::F16,
+                sha256: String::new(),
+                parameters: 0,
+            },
+            training: TrainingInfo {
+                steps: 1,
+                train_seconds: 1.0,
+                audio_seconds_seen: 1.0,
+                data: "none".into(),
+                data_hours: 0.0,
+                held_out: Default::default(),
+            },
+        };
+        dir::write(tmp.path(), &meta, &net, "card").unwrap();
+        let loaded = Vocoder::load(tmp.path()).unwrap();
+        assert_eq!(loaded.id(), "test");
+        assert_eq!(loaded.meta().unwrap().weights.parameters, net.num_params());
+        // f16 storage: the loaded vocoder is the saved one to f16 precision.
+        let mel = log_mel(40);
+        let a = Vocoder::new(net, &device).synthesise(&mel, None).unwrap();
+        let b = loaded.synthesise(&mel, None).unwrap();
+        let peak = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff <= 0.02 * peak.max(1e-3), "{diff} of {peak}");
+        // A changed byte is caught by the hash.
+        let w = tmp.path().join(dir::WEIGHTS_FILE);
+        let mut bytes = std::fs::read(&w).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&w, bytes).unwrap();
+        let e = Vocoder::load(tmp.path()).err().unwrap().to_string();
+        assert!(
+            e.contains("vocoder.safetensors") && e.contains("SHA-256"),
+            "{e}"
+        );
+        let e = Vocoder::load(&tmp.path().join("nowhere"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("vocoder directory"), "{e}");
+    }
+
+    #[test]
+    fn the_loss_trains_every_parameter() {
+        let device = Device::flex().autodiff();
+        device.seed(7);
+        let cfg = tiny();
+        let net = Vocos::new(&cfg, &device);
+        let spec = cfg.spectrogram();
+        let loss = ReconstructionLoss::new(&LossConfig::default(), &spec, &device);
+        let audio: Vec<f32> = (0..8192).map(|i| (i as f32 * 0.0625).sin() * 0.3).collect();
+        let target = Tensor::<1>::from_floats(audio.as_slice(), &device).reshape([1, 8192]);
+        let mel = loss.log_mel(target.clone()).detach();
+        let pred = net.waveform(mel.clone(), &SpectralOp::new(1024, 256, &device));
+        assert_eq!(pred.dims(), [1, 8192]);
+        let parts = loss.forward(pred, target, Some(mel));
+        let [total, mel_l1, sc, lm] = parts.values();
+        assert!(total.is_finite() && mel_l1 > 0.0 && sc > 0.0 && lm > 0.0);
+        let grads = burn::optim::GradientsParams::from_grads(parts.total.backward(), &net);
+        // Every parameter tensor gets a gradient.
+        struct Count<'a>(&'a burn::optim::GradientsParams, Vec<String>, Vec<String>);
+        impl burn::module::ModuleVisitor for Count<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.1.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.1.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                if self.0.get::<D>(p.id).is_none() {
+                    self.2.push(self.1.join("."));
+                }
+            }
+        }
+        let mut c = Count(&grads, Vec::new(), Vec::new());
+        net.visit(&mut c);
+        assert!(c.2.is_empty(), "no gradient for {:?}", c.2);
+    }
+}
