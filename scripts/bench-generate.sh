@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # Generation-speed benchmark (not a test): the bundled model generating 10 s of audio on this
-# machine, end to end (text encoding, sampling at the model's default steps, Griffin-Lim), as
-# `musicdiff generate` runs it. Prints the wall time, the real-time factor (wall time over the
-# 10 s produced; below 1 is faster than real time) and the process's peak memory, then the
-# quality/speed trade-off over sampling steps.
+# machine, end to end (text encoding, sampling at the model's default steps, conversion to
+# audio by the bundled vocoder, or Griffin-Lim when none is installed), as `musicdiff generate`
+# runs it. Prints the wall time, the real-time factor (wall time over the 10 s produced; below 1
+# is faster than real time) and the process's peak memory; then the conversion alone, the
+# vocoder beside Griffin-Lim on the same generation, as multiples of real time (the vocoder's
+# target: at least 100x); then the quality/speed trade-off over sampling steps.
 #
 # --check: one 2-step generation of 2 s and one log-mel comparison, checking that this script's
 # parsing of the sidecar, /usr/bin/time and the .npy output works; no timing claims. It does not
 # fetch assets (CI runs it after the test command, which does). CI runs it.
 #
-# Usage: scripts/bench-generate.sh [--model DIR] [--runs N]
-#        scripts/bench-generate.sh --check [--model DIR]
+# Usage: scripts/bench-generate.sh [--model DIR] [--vocoder DIR] [--runs N]
+#        scripts/bench-generate.sh --check [--model DIR] [--vocoder DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=models/default
+vocoder=models/vocoder
 runs=3
 check=0
 seconds=10
 while [[ $# -gt 0 ]]; do
   case $1 in
     --model) model=$2; shift 2 ;;
+    --vocoder) vocoder=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --check) check=1; seconds=2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -76,6 +80,11 @@ if (( check )); then
   dist=$(distance "$tmp/ref.npy" "$tmp/cand.npy")
   [[ $dist == 0.0 ]] || { echo "check: a log-mel's distance to itself is $dist, not 0" >&2; exit 1; }
   echo "check: a ${seconds} s generation with $steps $sampler steps ran; its sidecar, peak memory and log-mel .npy parse"
+  if [[ -f $vocoder/vocoder.json ]]; then
+    read -r _ _ _ _ voc _ <<<"$(one --steps 2 --vocoder "$vocoder")"
+    [[ $voc =~ ^[0-9.e+-]+$ ]] || { echo "check: could not parse the vocoder's time: $voc" >&2; exit 1; }
+    echo "check: the same generation through the vocoder $vocoder ran (conversion time parsed)"
+  fi
   exit 0
 fi
 echo "machine: $(nproc) cores; $seconds s of audio per run; $runs measured runs after one warm-up"
@@ -89,6 +98,27 @@ done
 read -r wall rtf _ _ _ peak steps sampler <<<"$best"
 printf 'default settings (%s, %s steps): best wall %.2f s for 10 s of audio -> real-time factor %.3f (target < 1: %s); peak memory %.0f MB\n' \
   "$sampler" "$steps" "$wall" "$rtf" "$(awk -v r="$rtf" 'BEGIN{print (r < 1) ? "met" : "NOT met"}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')"
+
+# The conversion alone: the same 10 s through the vocoder and through Griffin-Lim (the
+# sidecar's vocoder time: conversion and splicing), best of the measured runs each.
+conversion() { # ARGS... -> best conversion seconds over $runs runs
+  local best=""
+  for i in $(seq "$runs"); do
+    read -r _ _ _ _ voc _ <<<"$(one --steps 2 "$@")"
+    best=$(printf '%s\n%s\n' "$best" "$voc" | sed '/^$/d' | sort -g | head -1)
+  done
+  echo "$best"
+}
+gl=$(conversion --vocoder griffin-lim)
+if [[ -f $vocoder/vocoder.json ]]; then
+  voc=$(conversion --vocoder "$vocoder")
+  awk -v v="$voc" -v g="$gl" -v s="$seconds" -v d="$vocoder" 'BEGIN {
+    printf "conversion of %d s: vocoder %s %.3f s (%.0fx real time; target >= 100x: %s), Griffin-Lim %.3f s (%.0fx real time); vocoder/GL time ratio %.3f\n",
+      s, d, v, s / v, (s / v >= 100) ? "met" : "NOT met", g, s / g, v / g }'
+else
+  awk -v g="$gl" -v s="$seconds" -v d="$vocoder" 'BEGIN {
+    printf "conversion of %d s: Griffin-Lim %.3f s (%.0fx real time); no vocoder at %s\n", s, g, s / g, d }'
+fi
 
 # Trade-off: time against how far the result is from the converged sampler (DPM-Solver++(2M)
 # at 100 steps, same seed): mean absolute difference of the output's log-mel, in ln units

@@ -1016,6 +1016,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_continuation_joins_the_input_without_a_step() {
+        // The input ended at 0.0 where the rebuilt audio (a vocoder's, whose phase differs)
+        // had 0.5: spliced as is, the output would jump by 0.5 at the seam.
+        let mut new = vec![0.5f32; 100];
+        join(0.0, 0.5, &mut new, 20);
+        assert!(new[0].abs() < 0.03, "{}", new[0]);
+        // The correction shrinks steadily and is gone after the fade.
+        assert!(new[..20].windows(2).all(|w| w[1] > w[0]));
+        assert!(new[20..].iter().all(|&v| v == 0.5));
+        // No step, nothing changes.
+        let mut same = vec![0.25f32; 10];
+        join(0.1, 0.1, &mut same, 5);
+        assert!(same.iter().all(|&v| v == 0.25));
+    }
+
+    #[test]
     fn windows_cover_everything_unknown_with_context() {
         // Generation of 10 windows' worth: first window from 0, then steps of window - context.
         let plan = plan_windows(&[false; 300], 128, 32);
