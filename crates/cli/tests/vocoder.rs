@@ -38,6 +38,7 @@ fn config() -> PathBuf {
 }
 
 fn train(data: &Path, run: &Path, extra: &[&str]) -> std::process::Output {
+    let config = config();
     let mut args = vec![
         "-q",
         "vocoder",
@@ -45,7 +46,7 @@ fn train(data: &Path, run: &Path, extra: &[&str]) -> std::process::Output {
         "--data",
         s(data),
         "--config",
-        s(&config()),
+        s(&config),
         "--out",
         s(run),
     ];
@@ -98,18 +99,15 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
         assert!(voc.join(f).exists(), "{f}");
     }
     let o = musicdiff(&["-q", "vocoder", "export", s(&whole), "--out", s(&voc)]);
-    assert_eq!(o.status.code(), Some(2), "exporting over a vocoder needs --force");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exporting over a vocoder needs --force"
+    );
 
     let input = data.join("test/0.wav");
     let rt = dir.path().join("rt.wav");
-    let o = musicdiff(&[
-        "roundtrip",
-        s(&input),
-        "-o",
-        s(&rt),
-        "--vocoder",
-        s(&voc),
-    ]);
+    let o = musicdiff(&["roundtrip", s(&input), "-o", s(&rt), "--vocoder", s(&voc)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("vocoder vocos-small"), "{}", stdout(&o));
     let back = musicdiff_dsp::audio::decode_file(&rt).unwrap();
@@ -117,21 +115,43 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
 
     // Generate and continue with the tiny model through the vocoder.
     let model = tiny_model(dir.path());
-    let gen = dir.path().join("gen.wav");
+    let generated = dir.path().join("gen.wav");
     let o = musicdiff(&[
-        "-q", "generate", "a hum", "--seconds", "1", "--steps", "2", "--model", s(&model),
-        "--vocoder", s(&voc), "-o", s(&gen),
+        "-q",
+        "generate",
+        "a hum",
+        "--seconds",
+        "1",
+        "--steps",
+        "2",
+        "--model",
+        s(&model),
+        "--vocoder",
+        s(&voc),
+        "-o",
+        s(&generated),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(gen.with_extension("json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(generated.with_extension("json")).unwrap())
             .unwrap();
     assert_eq!(side["conversion"], "vocoder vocos-small");
     assert_eq!(side["vocoder"]["steps"], 8);
     let cont = dir.path().join("cont.wav");
     let o = musicdiff(&[
-        "-q", "continue", s(&input), "--seconds", "1", "--steps", "2", "--model", s(&model),
-        "--vocoder", s(&voc), "-o", s(&cont),
+        "-q",
+        "continue",
+        s(&input),
+        "--seconds",
+        "1",
+        "--steps",
+        "2",
+        "--model",
+        s(&model),
+        "--vocoder",
+        s(&voc),
+        "-o",
+        s(&cont),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let pcm = |p: &Path| -> Vec<i16> {
@@ -144,20 +164,36 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
     assert_eq!(out.len(), orig.len() + 22050);
     assert_eq!(out[..orig.len()], orig[..], "the input is kept bit for bit");
     // The seam has no step larger than the input's own largest sample-to-sample change.
-    let largest = orig.windows(2).map(|w| (w[1] as i32 - w[0] as i32).abs()).max().unwrap();
+    let largest = orig
+        .windows(2)
+        .map(|w| (w[1] as i32 - w[0] as i32).abs())
+        .max()
+        .unwrap();
     let seam = (out[orig.len()] as i32 - out[orig.len() - 1] as i32).abs();
     assert!(seam <= largest, "seam step {seam} vs the input's {largest}");
 
     // Griffin-Lim on request, by name.
     let gl = dir.path().join("gl.wav");
     let o = musicdiff(&[
-        "-q", "generate", "a hum", "--seconds", "1", "--steps", "2", "--model", s(&model),
-        "--vocoder", "griffin-lim", "--gl-iters", "2", "-o", s(&gl),
+        "-q",
+        "generate",
+        "a hum",
+        "--seconds",
+        "1",
+        "--steps",
+        "2",
+        "--model",
+        s(&model),
+        "--vocoder",
+        "griffin-lim",
+        "--gl-iters",
+        "2",
+        "-o",
+        s(&gl),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(gl.with_extension("json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(gl.with_extension("json")).unwrap()).unwrap();
     assert_eq!(side["conversion"], "griffin-lim (2 iterations)");
 }
 
@@ -170,7 +206,14 @@ fn bad_vocoder_inputs_fail_cleanly() {
 
     // A vocoder directory that is not there.
     let missing = dir.path().join("no-vocoder");
-    let o = musicdiff(&["roundtrip", s(&input), "-o", s(&out), "--vocoder", s(&missing)]);
+    let o = musicdiff(&[
+        "roundtrip",
+        s(&input),
+        "-o",
+        s(&out),
+        "--vocoder",
+        s(&missing),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no-vocoder"), "{}", stderr(&o));
     assert!(!out.exists());
@@ -183,7 +226,14 @@ fn bad_vocoder_inputs_fail_cleanly() {
     let o = musicdiff(&["-q", "vocoder", "export", s(&run), "--out", s(&voc)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = musicdiff(&[
-        "roundtrip", s(&input), "-o", s(&out), "--vocoder", s(&voc), "--n-mels", "64",
+        "roundtrip",
+        s(&input),
+        "-o",
+        s(&out),
+        "--vocoder",
+        s(&voc),
+        "--n-mels",
+        "64",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("reads 80 mels"), "{}", stderr(&o));
@@ -215,7 +265,13 @@ fn bad_vocoder_inputs_fail_cleanly() {
         .replace("segment_samples = 4096", "segment_samples = 4000");
     std::fs::write(&bad, text).unwrap();
     let o = musicdiff(&[
-        "vocoder", "train", "--data", s(&data), "--config", s(&bad), "--out",
+        "vocoder",
+        "train",
+        "--data",
+        s(&data),
+        "--config",
+        s(&bad),
+        "--out",
         s(&dir.path().join("r3")),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -28,6 +28,8 @@ pub struct Example {
     /// The `genre` and `artist` fields of the record, when it has them (non-empty strings).
     pub genre: Option<String>,
     pub artist: Option<String>,
+    /// The record's audio file, relative to the manifest's `source` directory.
+    pub audio: String,
 }
 
 /// A batch, padded to its longest caption.
@@ -53,6 +55,9 @@ pub struct Batch {
     pub captions: Vec<String>,
     pub genres: Vec<Option<String>>,
     pub artists: Vec<Option<String>>,
+    /// Each window's audio file, relative to the manifest's `source` directory; the window
+    /// starts `seconds_start` into it.
+    pub audio: Vec<String>,
 }
 
 /// Reads prepared shards.
@@ -194,6 +199,7 @@ impl Loader {
                     .to_string(),
                 genre: field(&records[r], "genre"),
                 artist: field(&records[r], "artist"),
+                audio: records[r]["audio"].as_str().unwrap_or_default().to_string(),
             });
         }
         Ok(out)
@@ -272,6 +278,7 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         captions: Vec::with_capacity(size),
         genres: Vec::with_capacity(size),
         artists: Vec::with_capacity(size),
+        audio: Vec::with_capacity(size),
     };
     for (i, e) in examples.into_iter().enumerate() {
         b.mel.extend_from_slice(&e.mel);
@@ -285,6 +292,7 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         b.captions.push(e.caption);
         b.genres.push(e.genre);
         b.artists.push(e.artist);
+        b.audio.push(e.audio);
     }
     b
 }

@@ -47,6 +47,8 @@ fn synthetic(cfg: &TrainConfig, b: usize, device: &Device) -> StepBatch {
         generate: Tensor::from_data(TensorData::new(generate, [b, n]), device),
         weight: Tensor::ones([b], device),
         kinds: vec![],
+        times: vec![0.5; b],
+        crop_offsets: vec![0; b],
     }
 }
 

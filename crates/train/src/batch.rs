@@ -77,6 +77,9 @@ pub struct StepBatch {
     pub weight: Tensor<1>,
     /// The task each example trains.
     pub kinds: Vec<MaskKind>,
+    /// Each example's diffusion time and the frame of its window the crop starts at.
+    pub times: Vec<f32>,
+    pub crop_offsets: Vec<usize>,
 }
 
 /// Builds a step batch. `forced` makes every example train one task (evaluation per task).
@@ -104,6 +107,7 @@ pub fn make(
     );
     let (mut mask, mut generate) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
     let (mut ts, mut weights, mut kinds, mut conds) = (vec![], vec![], vec![], vec![]);
+    let mut offsets = Vec::with_capacity(b);
     for i in 0..b {
         // 1. Crop [n_mels, frames] out of the window and patchify.
         let frames = batch.frames;
@@ -117,6 +121,7 @@ pub fn make(
                 .copy_from_slice(&src[band * frames + offset..band * frames + offset + take]);
         }
         let x0 = patchify(&crop, n_mels, p);
+        offsets.push(offset);
         // 2. Time, stratified over the batch.
         let t = (stratum + i as f64 / b as f64).fract();
         let w = objective.weight(t);
@@ -173,6 +178,8 @@ pub fn make(
             mask: t3(mask, 1),
             t: Tensor::from_floats(ts.as_slice(), device),
         },
+        times: ts,
+        crop_offsets: offsets,
         cond: Conditioning::from_examples(&conds, m, device)?,
         target: t3(target, d),
         generate: Tensor::from_data(TensorData::new(generate, [b, n]), device),

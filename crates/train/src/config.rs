@@ -112,6 +112,9 @@ pub struct TrainConfig {
     pub dropout: DropoutConfig,
     pub diffusion: DiffusionConfig,
     pub run: RunConfig,
+    /// The conversion term through the frozen vocoder (off unless `weight` > 0).
+    #[serde(default)]
+    pub conversion: crate::conversion::ConversionConfig,
 }
 
 impl TrainConfig {
@@ -155,6 +158,7 @@ impl TrainConfig {
     /// Checks the values; the error names the offending key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.model.validate().map_err(|e| e.to_string())?;
+        self.conversion.validate()?;
         self.optim.validate()?;
         for (name, v) in [
             ("dropout.all", self.dropout.all),

@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod conversion;
 pub mod error;
 pub mod export;
 pub mod lock;

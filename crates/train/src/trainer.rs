@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::batch::{self, FieldVectors};
 use crate::checkpoint::{self, DataInfo, TrainState};
 use crate::config::TrainConfig;
+use crate::conversion::ConversionTerm;
 use crate::error::{Result, TrainError};
 use crate::lock::{RunLock, Taken};
 use crate::optim::{self, AdamW};
@@ -119,6 +120,16 @@ struct TrainLine {
     grad_norm: f64,
     samples_per_second: f64,
     elapsed_seconds: f64,
+    /// The conversion term over the interval (when on): its mean over the steps it scored,
+    /// those steps, the crops, and the share of wall time its forward took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion_steps: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion_crops: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion_time_share: Option<f64>,
 }
 
 /// Held-out losses of one evaluation.
@@ -393,6 +404,8 @@ struct Session {
     /// SHA-256 of the data's `manifest.json`: which prepared data this is.
     data_sha256: String,
     metrics: PathBuf,
+    /// The conversion term, when the config turns it on.
+    conversion: Option<ConversionTerm>,
     /// Held until the session ends.
     _lock: RunLock,
 }
@@ -406,6 +419,9 @@ struct Progress {
     hop_seconds: f64,
     /// Sums over the current logging interval: loss, gradient norm, steps, samples.
     interval: (f64, f64, u64, u64),
+    /// Over the interval: conversion loss sum, steps scored, crops, seconds spent on the term's
+    /// forward (its backward is inside the step's).
+    conversion: (f64, u64, u64, f64),
     interval_clock: Instant,
     last_loss: f64,
     last_saved: Option<(u64, PathBuf)>,
@@ -485,6 +501,29 @@ fn open_session(opts: &Options, on_event: &mut dyn FnMut(Event)) -> Result<Sessi
         )));
     }
     record_training_clips(opts, &loader, on_event)?;
+    let conversion = if cfg.conversion.enabled() {
+        let m = loader.manifest();
+        let term = ConversionTerm::open(
+            &cfg.conversion,
+            &data_info(&loader),
+            cfg.model.patch_frames,
+            Path::new(&m.source),
+            cfg.run.seed,
+            &device,
+        )?;
+        on_event(Event::Note(format!(
+            "conversion term: weight {} through the vocoder {}, examples at t <= {}, up to {} crops of {} frames per step, against the audio in {}",
+            cfg.conversion.weight,
+            cfg.conversion.vocoder.display(),
+            cfg.conversion.t_max,
+            cfg.conversion.max_crops,
+            cfg.conversion.crop_frames,
+            m.source
+        )));
+        Some(term)
+    } else {
+        None
+    };
     Ok(Session {
         plain,
         device,
@@ -493,6 +532,7 @@ fn open_session(opts: &Options, on_event: &mut dyn FnMut(Event)) -> Result<Sessi
         encoder,
         data_sha256,
         metrics: opts.out.join("metrics.jsonl"),
+        conversion,
         _lock: lock,
     })
 }
@@ -564,12 +604,13 @@ fn resume(opts: &Options, s: &Session, dir: &Path, on_event: &mut dyn FnMut(Even
             && a.masks == b.masks
             && a.dropout == b.dropout
             && a.diffusion == b.diffusion
+            && a.conversion == b.conversion
             && a.run.seed == b.run.seed
     };
     if !same(&state.config, cfg) {
         return Err(TrainError::Checkpoint {
             path: dir.to_path_buf(),
-            detail: "was trained with another model, optimiser, mask, dropout, diffusion or seed setting; resume with the run's own config (its state.json holds it) or start a new run".into(),
+            detail: "was trained with another model, optimiser, mask, dropout, diffusion, conversion or seed setting; resume with the run's own config (its state.json holds it) or start a new run".into(),
         });
     }
     check_same_data(dir, &state, s, &opts.data)?;
@@ -693,6 +734,7 @@ fn optimise(
         elapsed_before: run.state.elapsed_seconds,
         hop_seconds: run.state.data.hop_length as f64 / run.state.data.sample_rate as f64,
         interval: (0.0, 0.0, 0, 0),
+        conversion: (0.0, 0, 0, 0.0),
         interval_clock: Instant::now(),
         last_loss: f64::NAN,
         last_saved: None,
@@ -748,14 +790,28 @@ fn step(mut run: Run, b: &Batch, opts: &Options, s: &Session, p: &mut Progress) 
         None,
         &s.device,
     )?;
-    // 3. Forward, loss, backward.
+    // 3. Forward, loss (with the conversion term when on), backward.
     let pred = run.model.forward(sb.input.clone(), &sb.cond);
-    let loss = batch::loss(pred, &sb);
+    // The logged loss is the diffusion loss alone, comparable with runs without the term.
+    let mut loss = batch::loss(pred.clone(), &sb);
     let loss_value = loss.clone().into_scalar::<f64>();
-    if !loss_value.is_finite() {
+    let mut total = loss_value;
+    if let Some(term) = &s.conversion {
+        let started = Instant::now();
+        if let Some(c) = term.loss(&pred, &sb, b, &cfg.objective(), run.state.step)? {
+            let value = c.loss.clone().into_scalar::<f64>();
+            loss = loss + c.loss.mul_scalar(cfg.conversion.weight);
+            total += cfg.conversion.weight * value;
+            p.conversion.0 += value;
+            p.conversion.1 += 1;
+            p.conversion.2 += c.crops as u64;
+        }
+        p.conversion.3 += started.elapsed().as_secs_f64();
+    }
+    if !total.is_finite() {
         return Err(TrainError::Diverged {
             step: run.state.step + 1,
-            loss: loss_value,
+            loss: total,
         });
     }
     let grads = GradientsParams::from_grads(loss.backward(), &run.model);
@@ -789,9 +845,13 @@ fn periodic(
     let due = |every: u64| every > 0 && step.is_multiple_of(every);
     if due(r.log_every) {
         let (loss, norm, n, samples) = p.interval;
-        let sps = samples as f64 / p.interval_clock.elapsed().as_secs_f64().max(1e-9);
+        let wall = p.interval_clock.elapsed().as_secs_f64().max(1e-9);
+        let sps = samples as f64 / wall;
         p.last_loss = loss / n as f64;
         let lr = opts.config.lr_at(step - 1);
+        let (c_sum, c_steps, c_crops, c_secs) = p.conversion;
+        let on = s.conversion.is_some();
+        p.conversion = (0.0, 0, 0, 0.0);
         append_json(
             &s.metrics,
             &TrainLine {
@@ -801,6 +861,10 @@ fn periodic(
                 grad_norm: norm / n as f64,
                 samples_per_second: sps,
                 elapsed_seconds: run.state.elapsed_seconds,
+                conversion: (on && c_steps > 0).then(|| c_sum / c_steps as f64),
+                conversion_steps: on.then_some(c_steps),
+                conversion_crops: on.then_some(c_crops),
+                conversion_time_share: on.then_some(c_secs / wall),
             },
         )?;
         on_event(Event::Step {

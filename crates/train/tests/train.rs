@@ -810,3 +810,128 @@ fn the_benchmark_parameter_table_matches_the_model() {
          bench/dit_torch.py (the PyTorch benchmark peer) in line"
     );
 }
+
+/// A vocoder directory with random weights for the test-sized spectrogram (22050 Hz, 80 mels).
+fn tiny_vocoder(dir: &Path) {
+    use musicdiff_vocoder::dir::{TrainingInfo, VocoderMeta, WeightsInfo};
+    let cfg = musicdiff_vocoder::VocoderConfig {
+        sample_rate: 22050,
+        n_fft: 1024,
+        hop_length: 256,
+        n_mels: 80,
+        dim: 16,
+        intermediate: 32,
+        layers: 2,
+        kernel: 7,
+    };
+    let device = Device::flex();
+    device.seed(11);
+    let net = musicdiff_vocoder::Vocos::new(&cfg, &device);
+    let meta = VocoderMeta {
+        format: String::new(),
+        id: "test-vocoder".into(),
+        config: cfg,
+        weights: WeightsInfo {
+            dtype: musicdiff_weights::WeightDtype::F32,
+            sha256: String::new(),
+            parameters: 0,
+        },
+        training: TrainingInfo {
+            steps: 0,
+            train_seconds: 0.0,
+            audio_seconds_seen: 0.0,
+            data: "none".into(),
+            data_hours: 0.0,
+            held_out: Default::default(),
+        },
+    };
+    musicdiff_vocoder::dir::write(dir, &meta, &net, "test").unwrap();
+}
+
+#[test]
+fn the_conversion_term_trains_resumes_exactly_and_needs_the_source_audio() {
+    use musicdiff_train::conversion::ConversionConfig;
+    let (data, shards) = prepared();
+    let voc = tempfile::tempdir().unwrap();
+    tiny_vocoder(voc.path());
+    let mut cfg = tiny();
+    cfg.optim.steps = 6;
+    cfg.run.log_every = 1;
+    cfg.run.checkpoint_every = 3;
+    cfg.run.eval_every = 0;
+    cfg.run.sample_every = 0;
+    let plain = cfg.clone();
+    cfg.conversion = ConversionConfig {
+        weight: 1.0,
+        vocoder: voc.path().to_path_buf(),
+        t_max: 1.0,
+        max_crops: 2,
+        crop_frames: 16,
+    };
+    let stop = AtomicBool::new(false);
+    let whole = tempfile::tempdir().unwrap();
+    musicdiff_train::train(
+        &options(shards.path(), whole.path(), cfg.clone()),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    // Every step scored two crops, with a finite positive term, and timed it.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(whole.path().join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for v in &lines {
+        let c = v["conversion"].as_f64().expect("conversion logged");
+        assert!(c.is_finite() && c > 0.0, "{v}");
+        assert_eq!(v["conversion_crops"], 2, "{v}");
+        assert!(v["conversion_time_share"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    // Interrupted and resumed: the same curve (the crops depend on the step alone).
+    let parts = tempfile::tempdir().unwrap();
+    let mut first = options(shards.path(), parts.path(), cfg.clone());
+    first.max_steps = Some(3);
+    musicdiff_train::train(&first, &stop, &mut |_| {}).unwrap();
+    let mut second = options(shards.path(), parts.path(), cfg.clone());
+    second.resume = true;
+    musicdiff_train::train(&second, &stop, &mut |_| {}).unwrap();
+    assert_eq!(losses(whole.path()), losses(parts.path()));
+    // The term changes training: the same run without it logs the same diffusion loss at step
+    // 1 (same weights and batch) and another curve after it.
+    let without = tempfile::tempdir().unwrap();
+    musicdiff_train::train(
+        &options(shards.path(), without.path(), plain),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (a, b) = (losses(whole.path()), losses(without.path()));
+    assert_eq!(a[0], b[0]);
+    assert!(
+        a[1..].iter().zip(&b[1..]).all(|(x, y)| x.1 != y.1),
+        "{a:?} {b:?}"
+    );
+    // A resumed run must keep its conversion settings.
+    let mut other = cfg.clone();
+    other.conversion.weight = 0.5;
+    let mut resumed = options(shards.path(), parts.path(), other);
+    resumed.resume = true;
+    resumed.max_steps = Some(7);
+    let err = musicdiff_train::train(&resumed, &stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conversion"), "{err}");
+    // Without the source audio the term cannot run, and says why.
+    drop(data);
+    let gone = tempfile::tempdir().unwrap();
+    let err = musicdiff_train::train(
+        &options(shards.path(), gone.path(), cfg),
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.is_bad_input());
+    assert!(err.to_string().contains("source audio"), "{err}");
+}

@@ -22,7 +22,9 @@ fn main() {
         .expect("usage: speed CONFIG.toml [runs] (e.g. configs/vocoder/small.toml)");
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
     let text = std::fs::read_to_string(path).expect("a readable config");
-    let cfg = toml::from_str::<File>(&text).expect("a vocoder config").model;
+    let cfg = toml::from_str::<File>(&text)
+        .expect("a vocoder config")
+        .model;
     let device = Device::flex();
     device.seed(0);
     let vocoder = Vocoder::new(Vocos::new(&cfg, &device), &device);
@@ -47,4 +49,3 @@ fn main() {
         seconds / best
     );
 }
-
