@@ -823,6 +823,7 @@ fn tiny_vocoder(dir: &Path) {
         intermediate: 32,
         layers: 2,
         kernel: 7,
+        phase: Default::default(),
     };
     let device = Device::flex();
     device.seed(11);

@@ -8,6 +8,19 @@
 use musicdiff_dsp::features::SpectrogramConfig;
 use serde::{Deserialize, Serialize};
 
+/// How the head's second half becomes the STFT phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseHead {
+    /// The phase of every frame directly, as Vocos predicts it.
+    #[default]
+    Direct,
+    /// The phase advance from the previous frame (beyond the advance of a sinusoid at the
+    /// bin's centre frequency), accumulated over frames: a steady tone keeps a coherent phase
+    /// by construction, as a phase vocoder keeps it. The first frame's output is its phase.
+    Accumulated,
+}
+
 /// Architecture of a Vocos-style vocoder over musicdiff's log-mel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +39,9 @@ pub struct VocoderConfig {
     pub layers: usize,
     /// Kernel of the input embedding and of every depthwise convolution (odd).
     pub kernel: usize,
+    /// How the phase is predicted.
+    #[serde(default)]
+    pub phase: PhaseHead,
 }
 
 impl VocoderConfig {
@@ -43,6 +59,17 @@ impl VocoderConfig {
     /// convolve over `kernel` frames.
     pub fn receptive_frames(&self) -> usize {
         (self.layers + 1) * (self.kernel / 2)
+    }
+
+    /// Per bin, the phase a sinusoid at the bin's centre frequency advances over one hop,
+    /// reduced mod 2 pi: `2 pi ((k hop) mod n_fft) / n_fft`.
+    pub fn bin_advance(&self) -> Vec<f64> {
+        (0..self.n_bins())
+            .map(|k| {
+                std::f64::consts::TAU * ((k * self.hop_length) % self.n_fft) as f64
+                    / self.n_fft as f64
+            })
+            .collect()
     }
 
     /// Multiply-accumulates per frame of the forward pass (embedding, blocks, head), the
@@ -93,6 +120,7 @@ mod tests {
             intermediate: 768,
             layers: 8,
             kernel: 7,
+            phase: PhaseHead::Direct,
         }
     }
 

@@ -8,7 +8,10 @@
 //! x  = LN(Embed(mel))                              Embed: kernel-k conv, n_mels -> d
 //! x  = x + gamma * W2 GELU(W1 LN(DWConv_k(x)))     xL ConvNeXt blocks (gamma starts at 1/L)
 //! h  = Head(LN(x)) = [a | p]                       d -> 2 (n_fft / 2 + 1)
-//! X  = min(exp a, 100) (cos p + i sin p)           the STFT frame
+//! phi = p                                          (phase = "direct", as Vocos)
+//! phi_t = sum_{s <= t} (p_s + w_k)                 (phase = "accumulated"; w_k the advance of
+//!                                                   a tone at bin k's centre over one hop)
+//! X  = min(exp a, 100) (cos phi + i sin phi)       the STFT frame
 //! y  = iSTFT(X)
 //! ```
 //! All activations are `[B, T, C]` (frames, then channels), so the pointwise layers are plain
@@ -22,7 +25,7 @@ use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use crate::config::VocoderConfig;
+use crate::config::{PhaseHead, VocoderConfig};
 use crate::spectral::SpectralOp;
 
 /// Vocos' upper clamp on the predicted magnitude (`heads.py`).
@@ -140,8 +143,9 @@ impl Vocos {
         self.num_params()
     }
 
-    /// `log_mel [B, T, n_mels]` -> the STFT `(re, im)`, each `[B, T, bins]`.
-    pub fn spectrum(&self, log_mel: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    /// `log_mel [B, T, n_mels]` -> the head's outputs: magnitude and phase parameter, each
+    /// `[B, T, bins]` (the phase itself, or its advances: [`Vocos::phase`]).
+    pub fn head_outputs(&self, log_mel: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         let [_, t, _] = log_mel.dims();
         let k = self.config.kernel;
         let bins = self.config.n_bins();
@@ -153,10 +157,31 @@ impl Vocos {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        // 3. Head: magnitude and phase of every bin.
+        // 3. Head: magnitude and phase parameter of every bin.
         let h = self.head.forward(self.final_norm.forward(x));
         let mag = h.clone().narrow(2, 0, bins).exp().clamp_max(MAX_MAGNITUDE);
-        let phase = h.narrow(2, bins, bins);
+        (mag, h.narrow(2, bins, bins))
+    }
+
+    /// The phase `[B, T, bins]` from the head's phase parameter (over the whole sequence:
+    /// accumulated phases run from its first frame).
+    pub fn phase(&self, p: Tensor<3>) -> Tensor<3> {
+        match self.config.phase {
+            PhaseHead::Direct => p,
+            PhaseHead::Accumulated => {
+                let bins = self.config.n_bins();
+                let advance: Vec<f32> =
+                    self.config.bin_advance().iter().map(|&w| w as f32).collect();
+                let w = Tensor::<1>::from_floats(advance.as_slice(), &p.device());
+                (p + w.reshape([1, 1, bins])).cumsum(1)
+            }
+        }
+    }
+
+    /// `log_mel [B, T, n_mels]` -> the STFT `(re, im)`, each `[B, T, bins]`.
+    pub fn spectrum(&self, log_mel: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let (mag, p) = self.head_outputs(log_mel);
+        let phase = self.phase(p);
         (mag.clone() * phase.clone().cos(), mag * phase.sin())
     }
 
