@@ -66,6 +66,16 @@ pub fn load_partial(cfg: &DitConfig, path: &Path, device: &Device) -> Result<(Di
     read_into(cfg, read_file(cfg, path)?, path, device, true)
 }
 
+/// [`load_partial`] from safetensors `bytes` (f32) read from `path`.
+pub fn load_partial_bytes(
+    cfg: &DitConfig,
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &Device,
+) -> Result<(Dit, Vec<String>)> {
+    read_into(cfg, bytes, path, device, true)
+}
+
 fn read_into(
     cfg: &DitConfig,
     bytes: Vec<u8>,

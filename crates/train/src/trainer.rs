@@ -354,33 +354,41 @@ fn init_from(
     loader: &Loader,
     device: &Device,
 ) -> Result<(Dit, checkpoint::InitInfo)> {
+    use musicdiff_pipeline::model_dir;
+    // A model directory (`musicdiff export`, e.g. the bundled model): its weights, hash-checked.
+    if from.join(model_dir::META_FILE).exists() {
+        let meta = model_dir::read_meta(from)?;
+        check_init_data(from, &meta.data, loader)?;
+        let path = from.join(model_dir::WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+        let bytes = musicdiff_weights::checked(
+            bytes,
+            &path,
+            meta.weights.dtype,
+            &meta.weights.sha256,
+            model_dir::META_FILE,
+        )
+        .map_err(musicdiff_model::ModelError::from)?;
+        let (model, fresh) = weights::load_partial_bytes(&cfg.model, bytes, &path, device)?;
+        let init = checkpoint::InitInfo {
+            checkpoint: from.to_path_buf(),
+            step: meta.training.step,
+            samples_seen: meta.training.samples_seen,
+            train_seconds: meta.training.train_seconds,
+            fresh,
+        };
+        return Ok((model, init));
+    }
     let dir = if from.join(checkpoint::STATE).exists() {
         from.to_path_buf()
     } else {
         checkpoint::latest(from)?.ok_or_else(|| TrainError::Checkpoint {
             path: from.to_path_buf(),
-            detail: "is neither a checkpoint (no state.json) nor a run directory with one".into(),
+            detail: "is neither a checkpoint (no state.json), a run directory with one, nor a model directory (no model.json)".into(),
         })?
     };
     let state = checkpoint::read_state(&dir)?;
-    let ours = loader.manifest();
-    if state.data.n_mels != ours.config.n_mels
-        || state.data.hop_length != ours.config.hop_length
-        || state.data.sample_rate != ours.config.sample_rate
-    {
-        return Err(TrainError::Checkpoint {
-            path: dir,
-            detail: format!(
-                "was trained on {} mel bands with hop {} at {} Hz; the shards have {}, {} and {}",
-                state.data.n_mels,
-                state.data.hop_length,
-                state.data.sample_rate,
-                ours.config.n_mels,
-                ours.config.hop_length,
-                ours.config.sample_rate
-            ),
-        });
-    }
+    check_init_data(&dir, &state.data, loader)?;
     let (model, fresh) = weights::load_partial(&cfg.model, &dir.join(checkpoint::EMA), device)?;
     let init = checkpoint::InitInfo {
         checkpoint: dir,
@@ -390,6 +398,30 @@ fn init_from(
         fresh,
     };
     Ok((model, init))
+}
+
+/// Weights from `from` (trained on `data`) can continue on the loader's shards only with the
+/// same mel bands, hop and sample rate.
+fn check_init_data(from: &Path, data: &DataInfo, loader: &Loader) -> Result<()> {
+    let ours = loader.manifest();
+    if data.n_mels != ours.config.n_mels
+        || data.hop_length != ours.config.hop_length
+        || data.sample_rate != ours.config.sample_rate
+    {
+        return Err(TrainError::Checkpoint {
+            path: from.to_path_buf(),
+            detail: format!(
+                "was trained on {} mel bands with hop {} at {} Hz; the shards have {}, {} and {}",
+                data.n_mels,
+                data.hop_length,
+                data.sample_rate,
+                ours.config.n_mels,
+                ours.config.hop_length,
+                ours.config.sample_rate
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What a training session holds besides the run: devices, data, the text encoder and the

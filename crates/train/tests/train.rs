@@ -936,3 +936,42 @@ fn the_conversion_term_trains_resumes_exactly_and_needs_the_source_audio() {
     assert!(err.is_bad_input());
     assert!(err.to_string().contains("source audio"), "{err}");
 }
+
+#[test]
+fn a_new_run_starts_from_a_model_directory() {
+    let (_data, shards) = prepared();
+    let run = short_run(shards.path(), short_config(3, 1), 3);
+    let model = tempfile::tempdir().unwrap();
+    let dir = model.path().join("m");
+    musicdiff_train::export::export(&export_options(run.path(), &dir)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(shards.path(), out.path(), short_config(2, 1));
+    opts.init_from = Some(dir.clone());
+    let mut notes = Vec::new();
+    musicdiff_train::train(&opts, &AtomicBool::new(false), &mut |e| {
+        if let musicdiff_train::Event::Note(n) = e {
+            notes.push(n)
+        }
+    })
+    .unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains(&*dir.to_string_lossy()) && n.contains("after 3 steps")),
+        "{notes:?}"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("checkpoints/step-00000002/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["init"]["step"], 3);
+    // A damaged model directory is refused with the file named.
+    let w = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&w, bytes).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let mut opts = options(shards.path(), again.path(), short_config(2, 1));
+    opts.init_from = Some(dir);
+    let err = musicdiff_train::train(&opts, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+}

@@ -45,12 +45,13 @@ pub struct TrainCmd {
     /// Continue from the run's latest checkpoint (same configuration required).
     #[arg(long, conflicts_with = "init_from")]
     pub resume: bool,
-    /// Start a new run from another run's weights (its latest checkpoint, or the checkpoint
-    /// directory given) instead of a fresh initialisation: fine-tuning. The config must
+    /// Start a new run from another run's weights (its latest checkpoint, the checkpoint
+    /// directory given, or a model directory such as models/default) instead of a fresh
+    /// initialisation: fine-tuning. The config must
     /// describe the same model, or that model with parts added (e.g. `head_hidden`, which
     /// starts at zero) or another `prediction`; the optimiser and learning-rate schedule start
     /// anew.
-    #[arg(long, value_name = "RUN_OR_CHECKPOINT")]
+    #[arg(long, value_name = "RUN|CHECKPOINT|MODEL")]
     pub init_from: Option<PathBuf>,
     /// Stop once this many optimiser steps are done in total (the learning-rate schedule keeps
     /// the length the config gives it, so a later --resume carries on smoothly).
