@@ -54,6 +54,20 @@ pub enum PipelineError {
     },
 }
 
+impl From<musicdiff_weights::dir::DirError> for PipelineError {
+    fn from(e: musicdiff_weights::dir::DirError) -> Self {
+        use musicdiff_weights::dir::DirError;
+        match e {
+            DirError::Missing { path, what } => Self::Missing { path, what },
+            DirError::File(e) => Self::ModelFile {
+                path: e.path,
+                detail: e.detail,
+            },
+            DirError::Io { path, cause } => Self::Io { path, cause },
+        }
+    }
+}
+
 impl PipelineError {
     pub(crate) fn request(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Request {

@@ -194,43 +194,16 @@ pub struct ModelMeta {
     pub sampling: SamplingDefaults,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            PipelineError::Missing {
-                path: path.to_path_buf(),
-                what: what.to_string(),
-            }
-        } else {
-            PipelineError::Io {
-                path: path.to_path_buf(),
-                cause: e,
-            }
-        }
-    })
-}
-
 /// Reads and checks `DIR/model.json`.
 pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
-    if !dir.is_dir() {
-        return Err(PipelineError::Missing {
-            path: dir.to_path_buf(),
-            what: "model directory (it should hold model.json and model.safetensors)".into(),
-        });
-    }
+    let meta: ModelMeta = musicdiff_weights::dir::read_meta(
+        dir,
+        META_FILE,
+        "model directory (it should hold model.json and model.safetensors)",
+        |m: &ModelMeta| &m.format,
+        FORMAT,
+    )?;
     let path = dir.join(META_FILE);
-    let text = read(&path, "model metadata (model.json)")?;
-    let meta: ModelMeta =
-        serde_json::from_slice(&text).map_err(|e| PipelineError::file(&path, e))?;
-    if meta.format != FORMAT {
-        return Err(PipelineError::file(
-            &path,
-            format!(
-                "format {:?} is not {FORMAT:?}; this musicdiff cannot read it",
-                meta.format
-            ),
-        ));
-    }
     meta.model
         .validate()
         .map_err(|e| PipelineError::file(&path, e))?;
@@ -255,15 +228,13 @@ pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
 /// loads it into the DiT.
 pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit> {
     let path = dir.join(WEIGHTS_FILE);
-    let bytes = read(&path, "model weights (model.safetensors)")?;
-    let f32_bytes = musicdiff_weights::checked(
-        bytes,
-        &path,
+    let f32_bytes = musicdiff_weights::dir::read_weights(
+        dir,
+        WEIGHTS_FILE,
         meta.weights.dtype,
         &meta.weights.sha256,
         META_FILE,
-    )
-    .map_err(|e| PipelineError::file(&e.path, e.detail))?;
+    )?;
     Ok(musicdiff_model::io::load_bytes(
         &meta.model,
         f32_bytes,
@@ -277,25 +248,20 @@ pub fn load_weights(dir: &Path, meta: &ModelMeta, device: &Device) -> Result<Dit
 /// card. Every file is written atomically; `model.json` last, so a directory whose metadata
 /// exists is complete.
 pub fn write(dir: &Path, meta: &ModelMeta, weights_f32: &[u8], card: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| PipelineError::Io {
-        path: dir.to_path_buf(),
-        cause: e,
-    })?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let weights = convert_dtype(weights_f32, meta.weights.dtype, &weights_path)
-        .map_err(|e| PipelineError::file(&e.path, e.detail))?;
-    let mut meta = meta.clone();
-    meta.weights.sha256 = sha256_hex(&weights);
-    meta.format = FORMAT.into();
-    let put = |path: &Path, bytes: &[u8]| -> Result<()> {
-        write_bytes(path, bytes).map_err(musicdiff_dsp::DspError::from)?;
-        Ok(())
-    };
-    put(&weights_path, &weights)?;
-    put(&dir.join(CARD_FILE), card.as_bytes())?;
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| PipelineError::file(dir, e))?;
-    put(&dir.join(META_FILE), &json)?;
-    Ok(dir.to_path_buf())
+    Ok(musicdiff_weights::dir::write(
+        dir,
+        WEIGHTS_FILE,
+        weights_f32,
+        meta.weights.dtype,
+        (CARD_FILE, card),
+        META_FILE,
+        |sha256| {
+            let mut meta = meta.clone();
+            meta.weights.sha256 = sha256;
+            meta.format = FORMAT.into();
+            meta
+        },
+    )?)
 }
 
 #[cfg(test)]

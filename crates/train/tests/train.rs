@@ -811,20 +811,13 @@ fn the_benchmark_parameter_table_matches_the_model() {
     );
 }
 
-/// A vocoder directory with random weights for the test-sized spectrogram (22050 Hz, 80 mels).
+/// A vocoder directory with random weights, of the tiny vocoder config.
 fn tiny_vocoder(dir: &Path) {
     use musicdiff_vocoder::dir::{TrainingInfo, VocoderMeta, WeightsInfo};
-    let cfg = musicdiff_vocoder::VocoderConfig {
-        sample_rate: 22050,
-        n_fft: 1024,
-        hop_length: 256,
-        n_mels: 80,
-        dim: 16,
-        intermediate: 32,
-        layers: 2,
-        kernel: 7,
-        phase: Default::default(),
-    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/vocoder/tiny.toml");
+    let cfg = musicdiff_train::vocoder::VocoderTrainConfig::load(&path)
+        .unwrap()
+        .model;
     let device = Device::flex();
     device.seed(11);
     let net = musicdiff_vocoder::Vocos::new(&cfg, &device);
@@ -955,7 +948,9 @@ fn a_new_run_starts_from_a_model_directory() {
     })
     .unwrap();
     assert!(
-        notes.iter().any(|n| n.contains(&*dir.to_string_lossy()) && n.contains("after 3 steps")),
+        notes
+            .iter()
+            .any(|n| n.contains(&*dir.to_string_lossy()) && n.contains("after 3 steps")),
         "{notes:?}"
     );
     let state: serde_json::Value = serde_json::from_str(

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use musicdiff_common::atomic::write_bytes;
-use musicdiff_weights::{WeightDtype, convert_dtype, sha256_hex};
+use musicdiff_weights::WeightDtype;
 use serde::{Deserialize, Serialize};
 
 use crate::config::VocoderConfig;
@@ -66,46 +65,18 @@ pub struct VocoderMeta {
     pub training: TrainingInfo,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            VocoderError::Missing {
-                path: path.to_path_buf(),
-                what: what.to_string(),
-            }
-        } else {
-            VocoderError::Io {
-                path: path.to_path_buf(),
-                cause: e,
-            }
-        }
-    })
-}
-
 /// Reads and checks `DIR/vocoder.json`.
 pub fn read_meta(dir: &Path) -> Result<VocoderMeta> {
-    if !dir.is_dir() {
-        return Err(VocoderError::Missing {
-            path: dir.to_path_buf(),
-            what: "vocoder directory (it should hold vocoder.json and vocoder.safetensors)".into(),
-        });
-    }
-    let path = dir.join(META_FILE);
-    let text = read(&path, "vocoder metadata (vocoder.json)")?;
-    let meta: VocoderMeta =
-        serde_json::from_slice(&text).map_err(|e| VocoderError::file(&path, e))?;
-    if meta.format != FORMAT {
-        return Err(VocoderError::file(
-            &path,
-            format!(
-                "format {:?} is not {FORMAT:?}; this musicdiff cannot read it",
-                meta.format
-            ),
-        ));
-    }
+    let meta: VocoderMeta = musicdiff_weights::dir::read_meta(
+        dir,
+        META_FILE,
+        "vocoder directory (it should hold vocoder.json and vocoder.safetensors)",
+        |m: &VocoderMeta| &m.format,
+        FORMAT,
+    )?;
     meta.config
         .validate()
-        .map_err(|e| VocoderError::file(&path, e))?;
+        .map_err(|e| VocoderError::file(dir.join(META_FILE), e))?;
     Ok(meta)
 }
 
@@ -129,40 +100,36 @@ pub fn load_bytes(
 
 /// Reads `DIR/vocoder.safetensors`, checks it against `meta` and loads it.
 pub fn load_weights(dir: &Path, meta: &VocoderMeta, device: &Device) -> Result<Vocos> {
-    let path = dir.join(WEIGHTS_FILE);
-    let bytes = read(&path, "vocoder weights (vocoder.safetensors)")?;
-    let f32_bytes = musicdiff_weights::checked(
-        bytes,
-        &path,
+    let f32_bytes = musicdiff_weights::dir::read_weights(
+        dir,
+        WEIGHTS_FILE,
         meta.weights.dtype,
         &meta.weights.sha256,
         META_FILE,
     )?;
-    load_bytes(&meta.config, f32_bytes, &path, device)
+    load_bytes(&meta.config, f32_bytes, &dir.join(WEIGHTS_FILE), device)
 }
 
 /// Writes a vocoder directory from `net`: weights stored as `meta.weights.dtype`,
 /// `vocoder.json` with the hash and parameter count filled in, and the card; each file
 /// atomically, the metadata last, so a directory whose metadata exists is complete.
 pub fn write(dir: &Path, meta: &VocoderMeta, net: &Vocos, card: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|cause| VocoderError::Io {
-        path: dir.to_path_buf(),
-        cause,
-    })?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let f32_bytes = musicdiff_weights::to_bytes(net, WEIGHTS_FORMAT, &weights_path)?;
-    let weights = convert_dtype(&f32_bytes, meta.weights.dtype, &weights_path)?;
-    let mut meta = meta.clone();
-    meta.weights.sha256 = sha256_hex(&weights);
-    meta.weights.parameters = net.num_params();
-    meta.config = net.config.clone();
-    meta.format = FORMAT.into();
-    let put = |path: &Path, bytes: &[u8]| -> Result<()> {
-        write_bytes(path, bytes).map_err(|e| VocoderError::file(path, e))
-    };
-    put(&weights_path, &weights)?;
-    put(&dir.join(CARD_FILE), card.as_bytes())?;
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| VocoderError::file(dir, e))?;
-    put(&dir.join(META_FILE), &json)?;
-    Ok(dir.to_path_buf())
+    Ok(musicdiff_weights::dir::write(
+        dir,
+        WEIGHTS_FILE,
+        &f32_bytes,
+        meta.weights.dtype,
+        (CARD_FILE, card),
+        META_FILE,
+        |sha256| {
+            let mut meta = meta.clone();
+            meta.weights.sha256 = sha256;
+            meta.weights.parameters = net.num_params();
+            meta.config = net.config.clone();
+            meta.format = FORMAT.into();
+            meta
+        },
+    )?)
 }

@@ -11,7 +11,7 @@ pub type Result<T, E = VocoderError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum VocoderError {
     /// A file of the vocoder directory is not there.
-    #[error("{path}: missing ({what})")]
+    #[error("{path}: missing {what}")]
     Missing { path: PathBuf, what: String },
     /// A file exists but cannot be read or used (damaged, another format, wrong shapes).
     #[error("{path}: {detail}")]
@@ -56,6 +56,17 @@ impl From<musicdiff_weights::WeightsError> for VocoderError {
         Self::File {
             path: e.path,
             detail: e.detail,
+        }
+    }
+}
+
+impl From<musicdiff_weights::dir::DirError> for VocoderError {
+    fn from(e: musicdiff_weights::dir::DirError) -> Self {
+        use musicdiff_weights::dir::DirError;
+        match e {
+            DirError::Missing { path, what } => Self::Missing { path, what },
+            DirError::File(e) => e.into(),
+            DirError::Io { path, cause } => Self::Io { path, cause },
         }
     }
 }

@@ -137,7 +137,11 @@ impl Vocoder {
             config::PhaseHead::Accumulated => {
                 let bins = cfg.n_bins();
                 let advance = cfg.bin_advance();
-                let raw = p.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
+                let raw = p
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("f32");
                 let mut acc = vec![0.0f64; bins];
                 let mut out = vec![0.0f32; raw.len()];
                 for (frame, o) in raw.chunks(bins).zip(out.chunks_mut(bins)) {
@@ -150,11 +154,9 @@ impl Vocoder {
                 Tensor::<3>::from_data(TensorData::new(out, [1, t, bins]), &self.device)
             }
         };
-        let audio = self.op.istft(
-            mag.clone() * phase.clone().cos(),
-            mag * phase.sin(),
-            length,
-        );
+        let audio = self
+            .op
+            .istft(mag.clone() * phase.clone().cos(), mag * phase.sin(), length);
         Ok(audio
             .into_data()
             .convert::<f32>()

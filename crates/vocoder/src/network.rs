@@ -170,8 +170,12 @@ impl Vocos {
             PhaseHead::Direct => p,
             PhaseHead::Accumulated => {
                 let bins = self.config.n_bins();
-                let advance: Vec<f32> =
-                    self.config.bin_advance().iter().map(|&w| w as f32).collect();
+                let advance: Vec<f32> = self
+                    .config
+                    .bin_advance()
+                    .iter()
+                    .map(|&w| w as f32)
+                    .collect();
                 let w = Tensor::<1>::from_floats(advance.as_slice(), &p.device());
                 (p + w.reshape([1, 1, bins])).cumsum(1)
             }

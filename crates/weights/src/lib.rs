@@ -6,6 +6,8 @@
 //! infinite values ([`first_non_finite`]) or do not fit the architecture they are read into
 //! ([`load_into`]).
 
+pub mod dir;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
