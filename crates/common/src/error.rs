@@ -55,6 +55,22 @@ impl WriteError {
     pub fn is_bad_input(&self) -> bool {
         io_is_bad_input(self.kind)
     }
+
+    /// Checks before any work is done that `path` could be created: its directory exists
+    /// (the same error the write itself would give later, but before minutes of work).
+    pub fn check_parent(path: &std::path::Path) -> Result<(), Self> {
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(Self::new(
+                path,
+                &std::io::Error::from(if dir.exists() {
+                    ErrorKind::NotADirectory
+                } else {
+                    ErrorKind::NotFound
+                }),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// An I/O error on a named path (reading a folder, a file).
@@ -133,5 +149,16 @@ mod tests {
         assert!(e.is_bad_input());
         let full = WriteError::new("/x/y.wav", &std::io::Error::from(ErrorKind::StorageFull));
         assert!(!full.is_bad_input());
+    }
+
+    #[test]
+    fn an_output_in_a_missing_directory_is_refused_before_any_work() {
+        let e = WriteError::check_parent(std::path::Path::new("/nonexistent-dir/x.wav"));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "cannot write /nonexistent-dir/x.wav: its directory does not exist"
+        );
+        assert!(WriteError::check_parent(std::path::Path::new("x.wav")).is_ok());
+        assert!(WriteError::check_parent(&std::env::temp_dir().join("x.wav")).is_ok());
     }
 }

@@ -283,9 +283,6 @@ pub fn collect(opts: &Options, events: &mut (dyn FnMut(Event) + Send)) -> Result
     if opts.n < 2 {
         return Err(EvalError::invalid("n", "the metrics need at least 2 clips"));
     }
-    if opts.tasks.is_empty() && !opts.baselines {
-        return Err(EvalError::invalid("tasks", "nothing to evaluate"));
-    }
     // 1a. Model, judge.
     events(Event::Stage {
         name: "loading".into(),

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use musicdiff_common::atomic::OutputSet;
+use musicdiff_common::error::WriteError;
 use musicdiff_dsp::audio::{self, WavFormat};
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{self, GriffinLimConfig, PhaseInit};
@@ -67,6 +68,11 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
         },
     };
     gl.validate()?;
+    // Refused before the vocoder's note or any loading: an output nowhere to go.
+    WriteError::check_parent(&cmd.output)?;
+    if let Some(png) = &cmd.png {
+        WriteError::check_parent(png)?;
+    }
     let vocoder = super::load_vocoder(cmd.vocoder.as_ref(), ui)?;
     let extractor = LogMelExtractor::new(cmd.spec.config())?;
     let cfg = *extractor.config();
