@@ -158,15 +158,80 @@ pub fn griffin_lim_anchored<T: Real>(
     }
 
     pin(&mut angles);
+    Ok(iterate(
+        stft,
+        s,
+        angles,
+        length,
+        cfg.n_iter,
+        cfg.momentum,
+        &pin,
+        on_iter,
+    ))
+}
 
-    let momentum = cfg.momentum as f64;
+/// Griffin-Lim seeded with a whole complex STFT (`initial`, e.g. a neural vocoder's predicted
+/// spectrum): its magnitudes are the target and its phases the starting point, so a few
+/// iterations make a nearly consistent estimate consistent rather than starting from noise
+/// (phase refinement as in Deep Griffin-Lim, Masuyama et al. 2019, without the network).
+/// `cfg.init` is unused; zero iterations give the plain inverse STFT of `initial`.
+pub fn griffin_lim_seeded<T: Real>(
+    stft: &Stft<T>,
+    initial: Spectrum<T>,
+    length: usize,
+    cfg: &GriffinLimConfig,
+    on_iter: &mut dyn FnMut(usize),
+) -> Result<Vec<T>> {
+    cfg.validate()?;
+    let n_bins = stft.config().n_bins();
+    if initial.n_bins != n_bins || initial.data.len() != initial.n_frames * n_bins {
+        return Err(DspError::invalid(
+            "initial",
+            format!(
+                "has {} bins x {} frames ({} values) but n_fft {} gives {n_bins} bins",
+                initial.n_bins,
+                initial.n_frames,
+                initial.data.len(),
+                stft.config().n_fft
+            ),
+        ));
+    }
+    // S: the seed's magnitudes, frame-major like the spectrum itself.
+    let s: Vec<T> = initial.data.iter().map(|c| c.norm()).collect();
+    Ok(iterate(
+        stft,
+        &s,
+        initial,
+        length,
+        cfg.n_iter,
+        cfg.momentum,
+        &|_| {},
+        on_iter,
+    ))
+}
+
+/// Steps 2-4 of fast Griffin-Lim from `angles` (= S e^{i phi}, frame-major): `n_iter`
+/// projections with momentum, `pin` re-applied after each, then the final synthesis.
+#[allow(clippy::too_many_arguments)]
+fn iterate<T: Real>(
+    stft: &Stft<T>,
+    s: &[T],
+    mut angles: Spectrum<T>,
+    length: usize,
+    n_iter: usize,
+    momentum: f32,
+    pin: &dyn Fn(&mut Spectrum<T>),
+    on_iter: &mut dyn FnMut(usize),
+) -> Vec<T> {
+    let (n_bins, frames) = (angles.n_bins, angles.n_frames);
+    let momentum = momentum as f64;
     let alpha: T = cast(momentum / (1.0 + momentum));
     let eps = T::min_positive_value();
     let mut inverse = Vec::with_capacity(length);
     let mut ola_scratch = Vec::new();
     let mut rebuilt = Spectrum::<T>::zeros(n_bins, frames);
     let mut previous = Spectrum::<T>::zeros(n_bins, frames);
-    for i in 0..cfg.n_iter {
+    for i in 0..n_iter {
         // 2. Project onto consistent spectrograms: x = istft(angles); rebuilt = stft(x).
         stft.inverse_into(&angles, Some(length), &mut inverse, &mut ola_scratch);
         stft.forward_into(&inverse, &mut rebuilt);
@@ -188,7 +253,7 @@ pub fn griffin_lim_anchored<T: Real>(
     }
     // 4. Final synthesis with the last phase estimate.
     stft.inverse_into(&angles, Some(length), &mut inverse, &mut ola_scratch);
-    Ok(inverse)
+    inverse
 }
 
 /// Log-mel `[n_mels, frames]` back to audio: exp (clamped bins come back as the floor value),
@@ -303,6 +368,47 @@ mod tests {
             frames: &short,
         };
         assert!(griffin_lim_anchored(&stft, &mag, x.len(), &cfg, Some(bad), &mut |_| {}).is_err());
+    }
+
+    /// A seed close to the truth (the true spectrum with its phases jittered, as a vocoder's
+    /// estimate is) needs few iterations: after 4 it is far closer to consistent than 4
+    /// iterations from random phases, and refining lowers its error; a mis-sized seed is
+    /// refused.
+    #[test]
+    fn a_seeded_start_beats_random_phases_at_equal_iterations() {
+        let stft = Stft::<f32>::new(StftConfig::new(512, 128)).unwrap();
+        let x: Vec<f32> = (0..8000)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                ((2.0 * std::f32::consts::PI * 330.0 * t).sin()
+                    + 0.5 * (2.0 * std::f32::consts::PI * 1250.0 * t).sin())
+                    * 0.3
+            })
+            .collect();
+        let spec = stft.forward(&x);
+        let mag = spec.magnitude();
+        let mut state = 7u64;
+        let mut seed = spec.clone();
+        for c in &mut seed.data {
+            let u = (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
+            *c *= Complex::from_polar(1.0, (0.8 * (u - 0.5)) as f32);
+        }
+        let sc =
+            |y: &[f32]| crate::metrics::spectral_convergence(&mag, &stft.forward(y).magnitude());
+        let cfg = |n_iter| GriffinLimConfig {
+            n_iter,
+            ..Default::default()
+        };
+        let plain = griffin_lim_seeded(&stft, seed.clone(), x.len(), &cfg(0), &mut |_| {}).unwrap();
+        let refined =
+            griffin_lim_seeded(&stft, seed.clone(), x.len(), &cfg(4), &mut |_| {}).unwrap();
+        let random = griffin_lim(&stft, &mag, x.len(), &cfg(4), &mut |_| {}).unwrap();
+        let (sc0, sc4, sc_random) = (sc(&plain), sc(&refined), sc(&random));
+        assert!(sc4 < sc0, "refining should help: {sc0} -> {sc4}");
+        assert!(sc4 < 0.5 * sc_random, "seeded {sc4} vs random {sc_random}");
+        let mut bad = seed;
+        bad.n_bins -= 1;
+        assert!(griffin_lim_seeded(&stft, bad, x.len(), &cfg(4), &mut |_| {}).is_err());
     }
 
     #[test]
