@@ -11,7 +11,8 @@
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
-use realfft::num_complex::Complex;
+/// The complex type of [`Spectrum`] values.
+pub use realfft::num_complex::Complex;
 use realfft::num_traits::{Float, FloatConst, Zero};
 use realfft::{ComplexToReal, FftNum, RealFftPlanner, RealToComplex};
 

@@ -42,9 +42,19 @@ pub struct VocoderConfig {
     /// How the phase is predicted.
     #[serde(default)]
     pub phase: PhaseHead,
+    /// Fast Griffin-Lim iterations at synthesis, seeded with the network's spectrum (its
+    /// magnitudes the target, its phases the start): they make the predicted phases more
+    /// consistent across overlapping frames. 0 (the default) is the plain iSTFT, as Vocos.
+    /// Synthesis only: training and its metrics see the network's own output.
+    #[serde(default)]
+    pub refine_iters: usize,
 }
 
 impl VocoderConfig {
+    /// Most refinement iterations accepted: past a few dozen the network's phases are
+    /// forgotten and this is Griffin-Lim.
+    pub const MAX_REFINE_ITERS: usize = 64;
+
     /// The log-mel definition the vocoder reads.
     pub fn spectrogram(&self) -> SpectrogramConfig {
         SpectrogramConfig::new(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
@@ -102,6 +112,13 @@ impl VocoderConfig {
         if self.kernel == 0 || self.kernel.is_multiple_of(2) {
             return Err(format!("kernel {} must be odd", self.kernel));
         }
+        if self.refine_iters > Self::MAX_REFINE_ITERS {
+            return Err(format!(
+                "refine_iters {} is above {} (each costs an STFT and an iSTFT)",
+                self.refine_iters,
+                Self::MAX_REFINE_ITERS
+            ));
+        }
         Ok(())
     }
 }
@@ -121,6 +138,7 @@ mod tests {
             layers: 8,
             kernel: 7,
             phase: PhaseHead::Direct,
+            refine_iters: 0,
         }
     }
 
@@ -143,6 +161,9 @@ mod tests {
         c.n_fft = 1000;
         c.hop_length = 250;
         assert!(c.validate().unwrap_err().contains("power of two"));
+        let mut c = small();
+        c.refine_iters = 65;
+        assert!(c.validate().unwrap_err().contains("refine_iters"));
         assert!(small().validate().is_ok());
     }
 }
