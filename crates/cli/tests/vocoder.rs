@@ -104,6 +104,34 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
         Some(2),
         "exporting over a vocoder needs --force"
     );
+    // Refinement is chosen at export and recorded; out-of-range counts are refused.
+    let o = musicdiff(&[
+        "-q",
+        "vocoder",
+        "export",
+        s(&whole),
+        "--out",
+        s(&voc),
+        "--refine-iters",
+        "65",
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refine_iters"), "{}", stderr(&o));
+    let o = musicdiff(&[
+        "-q",
+        "vocoder",
+        "export",
+        s(&whole),
+        "--out",
+        s(&voc),
+        "--refine-iters",
+        "3",
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = musicdiff_vocoder::dir::read_meta(&voc).unwrap();
+    assert_eq!(meta.config.refine_iters, 3);
 
     let input = data.join("test/0.wav");
     let rt = dir.path().join("rt.wav");

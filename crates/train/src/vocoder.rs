@@ -744,7 +744,13 @@ fn resume(
 
 /// Writes a vocoder directory from a run's latest checkpoint (or the checkpoint given): its EMA
 /// weights as `dtype`, the metadata and a card with the held-out losses.
-pub fn export(from: &Path, out: &Path, id: &str, dtype: WeightDtype) -> Result<PathBuf> {
+pub fn export(
+    from: &Path,
+    out: &Path,
+    id: &str,
+    dtype: WeightDtype,
+    refine_iters: Option<usize>,
+) -> Result<PathBuf> {
     let dir = if from.join(checkpoint::STATE).exists() {
         from.to_path_buf()
     } else {
@@ -753,7 +759,19 @@ pub fn export(from: &Path, out: &Path, id: &str, dtype: WeightDtype) -> Result<P
             detail: "is neither a checkpoint (no state.json) nor a run directory with one".into(),
         })?
     };
-    let state: VocoderState = checkpoint::read_json(&dir)?;
+    let mut state: VocoderState = checkpoint::read_json(&dir)?;
+    // Refinement is a synthesis setting (no weights depend on it), so it can be chosen at export.
+    if let Some(iters) = refine_iters {
+        state.config.model.refine_iters = iters;
+        state
+            .config
+            .model
+            .validate()
+            .map_err(|detail| TrainError::Config {
+                path: dir.join(checkpoint::STATE),
+                detail,
+            })?;
+    }
     let device = Device::flex();
     let ema_path = dir.join(checkpoint::EMA);
     let bytes = std::fs::read(&ema_path).map_err(|e| TrainError::io(&ema_path, e))?;
@@ -816,6 +834,13 @@ fn card(meta: &VocoderMeta, state: &VocoderState) -> String {
         c.n_mels,
         c.macs_per_frame() as f64 / 1e6
     );
+    if c.refine_iters > 0 {
+        s += &format!(
+            "Synthesis refines the predicted spectrum with {} fast Griffin-Lim iterations started from it \
+             (its magnitudes the target, its phases the start).\n\n",
+            c.refine_iters
+        );
+    }
     s += &format!(
         "## Training\n\n- data: `{}` ({} files, {:.2} h)\n- {} steps of {} crops x {} samples, {:.1} h of audio seen, {:.2} h of training on the CPU\n\
          - loss: {} x mel L1 + {} x multi-resolution STFT (spectral convergence + log-magnitude L1) at {:?}; no discriminators\n\

@@ -82,6 +82,10 @@ pub struct ExportArgs {
     /// Store the weights as f32 instead of f16 (twice the size; f16 is what ships).
     #[arg(long)]
     pub f32: bool,
+    /// Fast Griffin-Lim iterations that refine the network's spectrum at synthesis (0: the plain
+    /// iSTFT; at most 64; each costs an STFT and an iSTFT). Default: the run's configuration.
+    #[arg(long, value_name = "N")]
+    pub refine_iters: Option<usize>,
     /// Replace an existing vocoder directory.
     #[arg(long)]
     pub force: bool,
@@ -177,7 +181,7 @@ fn export(a: ExportArgs, ui: &Ui) -> anyhow::Result<()> {
         WeightDtype::F16
     };
     let sp = ui.spinner("exporting the vocoder");
-    let dir = musicdiff_train::vocoder::export(&a.from, &a.out, &a.id, dtype)?;
+    let dir = musicdiff_train::vocoder::export(&a.from, &a.out, &a.id, dtype, a.refine_iters)?;
     sp.finish_and_clear();
     let meta = musicdiff_vocoder::dir::read_meta(&dir)?;
     println!(
