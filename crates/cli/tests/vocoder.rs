@@ -127,11 +127,35 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
         s(&voc),
         "--refine-iters",
         "3",
+        "--phase",
+        "pghi",
         "--force",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = musicdiff_vocoder::dir::read_meta(&voc).unwrap();
     assert_eq!(meta.config.refine_iters, 3);
+    assert_eq!(
+        meta.config.synthesis_phase,
+        musicdiff_vocoder::SynthesisPhase::Pghi
+    );
+    let card = std::fs::read_to_string(voc.join("README.md")).unwrap();
+    assert!(
+        card.contains("PGHI") && card.contains("3 fast Griffin-Lim"),
+        "{card}"
+    );
+    let o = musicdiff(&[
+        "-q",
+        "vocoder",
+        "export",
+        s(&whole),
+        "--out",
+        s(&voc),
+        "--phase",
+        "magic",
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("neither"), "{}", stderr(&o));
 
     let input = data.join("test/0.wav");
     let rt = dir.path().join("rt.wav");

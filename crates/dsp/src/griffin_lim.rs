@@ -17,6 +17,9 @@ pub enum PhaseInit {
     Zero,
     /// Uniform random phases from a seeded generator (librosa's default `init="random"`).
     Random { seed: u64 },
+    /// Phases integrated from the magnitude's gradients ([`crate::pghi`], Průša et al. 2017):
+    /// already nearly consistent, so few iterations are needed; deterministic.
+    Pghi,
 }
 
 /// Griffin-Lim parameters. Defaults: 32 iterations, momentum 0.99, random phase with seed 0.
@@ -154,6 +157,9 @@ pub fn griffin_lim_anchored<T: Real>(
                 let u = (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
                 *a = Complex::from_polar(m, cast(2.0 * std::f64::consts::PI * u));
             }
+        }
+        PhaseInit::Pghi => {
+            angles = crate::pghi::pghi(s, frames, stft.config(), crate::pghi::DEFAULT_TOL)?;
         }
     }
 

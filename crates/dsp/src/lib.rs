@@ -48,6 +48,7 @@ pub mod mel;
 pub mod metrics;
 pub mod normalise;
 pub mod npy;
+pub mod pghi;
 pub mod stft;
 pub mod tempo;
 

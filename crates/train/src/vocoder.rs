@@ -166,6 +166,9 @@ pub struct HeldOut {
     pub mel_l1: f64,
     pub sc: f64,
     pub log_mag: f64,
+    /// SC + log-magnitude L1 of the predicted magnitude itself (absent in older runs).
+    #[serde(default)]
+    pub magnitude: f64,
 }
 
 /// The end of a run.
@@ -201,6 +204,7 @@ struct TrainLine {
     mel_l1: f64,
     sc: f64,
     log_mag: f64,
+    magnitude: f64,
     lr: f64,
     grad_norm: f64,
     audio_per_second: f64,
@@ -214,6 +218,7 @@ struct EvalLine {
     eval_mel_l1: f64,
     eval_sc: f64,
     eval_log_mag: f64,
+    eval_magnitude: f64,
 }
 
 /// The audio files of one split.
@@ -521,7 +526,7 @@ pub fn train(
     // 4. Steps until a stop condition holds.
     let session = Instant::now();
     let elapsed_before = run.state.elapsed_seconds;
-    let mut interval = ([0.0f64; 4], 0.0f64, 0u64, Instant::now());
+    let mut interval = ([0.0f64; 5], 0.0f64, 0u64, Instant::now());
     let mut last_loss = f64::NAN;
     let mut last_saved: Option<(u64, PathBuf)> = None;
     let reason = loop {
@@ -548,8 +553,7 @@ pub fn train(
         let b = b?;
         let (mel, audio) = cropper.tensors(&b, &device);
         // 4.2 Forward, loss, backward.
-        let pred = run.model.waveform(mel.clone(), &op);
-        let parts = loss_fn.forward(pred, audio, Some(mel));
+        let parts = loss_fn.forward_net(&run.model, &op, mel, audio, false);
         let values = parts.values();
         if !values[0].is_finite() {
             return Err(TrainError::Diverged {
@@ -581,7 +585,7 @@ pub fn train(
         if due(cfg.run.log_every) {
             let n = interval.2 as f64;
             let aps = n * b.size as f64 * crop_seconds / interval.3.elapsed().as_secs_f64();
-            let [loss, mel_l1, sc, log_mag] = interval.0.map(|v| v / n);
+            let [loss, mel_l1, sc, log_mag, magnitude] = interval.0.map(|v| v / n);
             last_loss = loss;
             crate::trainer::append_json(
                 &metrics,
@@ -591,6 +595,7 @@ pub fn train(
                     mel_l1,
                     sc,
                     log_mag,
+                    magnitude,
                     lr,
                     grad_norm: interval.1 / n,
                     audio_per_second: aps,
@@ -603,7 +608,7 @@ pub fn train(
                 lr,
                 audio_per_second: aps,
             });
-            interval = ([0.0; 4], 0.0, 0, Instant::now());
+            interval = ([0.0; 5], 0.0, 0, Instant::now());
         }
         if due(cfg.run.eval_every) {
             let h = evaluate(&run.ema, &cropper, &held, &eval_loss, &eval_op, &plain);
@@ -615,6 +620,7 @@ pub fn train(
                     eval_mel_l1: h.mel_l1,
                     eval_sc: h.sc,
                     eval_log_mag: h.log_mag,
+                    eval_magnitude: h.magnitude,
                 },
             )?;
             run.state.held_out = Some(h);
@@ -662,24 +668,25 @@ fn evaluate(
     device: &Device,
 ) -> HeldOut {
     let (mel, audio) = cropper.tensors(held, device);
-    let mut sums = [0.0f64; 4];
+    let mut sums = [0.0f64; 5];
     let mut start = 0;
     while start < held.size {
         let n = 8.min(held.size - start);
         let m = mel.clone().narrow(0, start, n);
         let a = audio.clone().narrow(0, start, n);
-        let parts = loss.forward(net.waveform(m.clone(), op), a, Some(m));
+        let parts = loss.forward_net(net, op, m, a, true);
         for (s, v) in sums.iter_mut().zip(parts.values()) {
             *s += v * n as f64;
         }
         start += n;
     }
-    let [loss, mel_l1, sc, log_mag] = sums.map(|v| v / held.size.max(1) as f64);
+    let [loss, mel_l1, sc, log_mag, magnitude] = sums.map(|v| v / held.size.max(1) as f64);
     HeldOut {
         loss,
         mel_l1,
         sc,
         log_mag,
+        magnitude,
     }
 }
 
@@ -744,12 +751,19 @@ fn resume(
 
 /// Writes a vocoder directory from a run's latest checkpoint (or the checkpoint given): its EMA
 /// weights as `dtype`, the metadata and a card with the held-out losses.
+/// Synthesis settings an export may set over the run's configuration (`None`: keep).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SynthesisChoice {
+    pub refine_iters: Option<usize>,
+    pub phase: Option<musicdiff_vocoder::SynthesisPhase>,
+}
+
 pub fn export(
     from: &Path,
     out: &Path,
     id: &str,
     dtype: WeightDtype,
-    refine_iters: Option<usize>,
+    synthesis: SynthesisChoice,
 ) -> Result<PathBuf> {
     let dir = if from.join(checkpoint::STATE).exists() {
         from.to_path_buf()
@@ -760,18 +774,18 @@ pub fn export(
         })?
     };
     let mut state: VocoderState = checkpoint::read_json(&dir)?;
-    // Refinement is a synthesis setting (no weights depend on it), so it can be chosen at export.
-    if let Some(iters) = refine_iters {
-        state.config.model.refine_iters = iters;
-        state
-            .config
-            .model
-            .validate()
-            .map_err(|detail| TrainError::Config {
-                path: dir.join(checkpoint::STATE),
-                detail,
-            })?;
+    // Synthesis settings (no weights depend on them) can be chosen at export.
+    let model = &mut state.config.model;
+    if let Some(iters) = synthesis.refine_iters {
+        model.refine_iters = iters;
     }
+    if let Some(phase) = synthesis.phase {
+        model.synthesis_phase = phase;
+    }
+    model.validate().map_err(|detail| TrainError::Config {
+        path: dir.join(checkpoint::STATE),
+        detail,
+    })?;
     let device = Device::flex();
     let ema_path = dir.join(checkpoint::EMA);
     let bytes = std::fs::read(&ema_path).map_err(|e| TrainError::io(&ema_path, e))?;
@@ -792,6 +806,7 @@ pub fn export(
         held_out.insert("mel_l1".to_string(), h.mel_l1);
         held_out.insert("spectral_convergence".to_string(), h.sc);
         held_out.insert("log_magnitude_l1".to_string(), h.log_mag);
+        held_out.insert("predicted_magnitude_distance".to_string(), h.magnitude);
     }
     let meta = VocoderMeta {
         format: String::new(),
@@ -834,9 +849,13 @@ fn card(meta: &VocoderMeta, state: &VocoderState) -> String {
         c.n_mels,
         c.macs_per_frame() as f64 / 1e6
     );
+    if c.synthesis_phase == musicdiff_vocoder::SynthesisPhase::Pghi {
+        s += "Synthesis takes the predicted magnitudes only; their phases are integrated from the \
+              magnitudes' gradients (PGHI, Průša et al. 2017).\n\n";
+    }
     if c.refine_iters > 0 {
         s += &format!(
-            "Synthesis refines the predicted spectrum with {} fast Griffin-Lim iterations started from it \
+            "Synthesis refines that spectrum with {} fast Griffin-Lim iterations started from it \
              (its magnitudes the target, its phases the start).\n\n",
             c.refine_iters
         );

@@ -21,6 +21,20 @@ pub enum PhaseHead {
     Accumulated,
 }
 
+/// Where synthesis takes the STFT phase from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SynthesisPhase {
+    /// The phase head's output, as Vocos synthesises.
+    #[default]
+    Network,
+    /// Phases integrated from the predicted magnitude's gradients
+    /// (`musicdiff_dsp::pghi`, Průša et al. 2017); the phase head is not used. Reconstruction
+    /// losses alone teach magnitudes far better than phases, and PGHI's phases are nearly
+    /// consistent for any magnitude that is.
+    Pghi,
+}
+
 /// Architecture of a Vocos-style vocoder over musicdiff's log-mel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,12 +56,16 @@ pub struct VocoderConfig {
     /// How the phase is predicted.
     #[serde(default)]
     pub phase: PhaseHead,
-    /// Fast Griffin-Lim iterations at synthesis, seeded with the network's spectrum (its
-    /// magnitudes the target, its phases the start): they make the predicted phases more
+    /// Fast Griffin-Lim iterations at synthesis, seeded with the spectrum synthesis starts
+    /// from (its magnitudes the target, its phases the start): they make the predicted phases more
     /// consistent across overlapping frames. 0 (the default) is the plain iSTFT, as Vocos.
     /// Synthesis only: training and its metrics see the network's own output.
     #[serde(default)]
     pub refine_iters: usize,
+    /// Where synthesis takes the phase from (default: the network). Synthesis only, like
+    /// `refine_iters`.
+    #[serde(default)]
+    pub synthesis_phase: SynthesisPhase,
 }
 
 impl VocoderConfig {
@@ -139,6 +157,7 @@ mod tests {
             kernel: 7,
             phase: PhaseHead::Direct,
             refine_iters: 0,
+            synthesis_phase: Default::default(),
         }
     }
 

@@ -210,7 +210,13 @@ const MAG_EPS: f64 = 1e-7;
 
 /// [`StftDistance`] at one resolution; `target_power` may be precomputed (no gradient).
 pub fn stft_distance(op: &SpectralOp, pred: Tensor<2>, target_power: Tensor<3>) -> StftDistance {
-    let pred_mag = op.power(pred).add_scalar(MAG_EPS).sqrt();
+    spectrum_distance(op.power(pred).add_scalar(MAG_EPS).sqrt(), target_power)
+}
+
+/// [`StftDistance`] of a magnitude `pred_mag [B, T, bins]` given as such (a network's
+/// prediction) against `target_power` of the same shape.
+pub fn spectrum_distance(pred_mag: Tensor<3>, target_power: Tensor<3>) -> StftDistance {
+    let pred_mag = pred_mag.clamp_min(MAG_EPS.sqrt());
     let target_mag = target_power.add_scalar(MAG_EPS).sqrt();
     let [b, _, _] = pred_mag.dims();
     let diff = (target_mag.clone() - pred_mag.clone()).powi_scalar(2);

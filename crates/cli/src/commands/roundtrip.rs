@@ -45,8 +45,12 @@ pub struct RoundtripCmd {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
     /// Start from zero phases instead of random ones (librosa's init=None).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pghi")]
     pub zero_phase: bool,
+    /// Start from phases integrated from the magnitude's gradients (PGHI, Průša et al. 2017)
+    /// instead of random ones: nearly consistent before the first iteration.
+    #[arg(long)]
+    pub pghi: bool,
     /// Write 32-bit float samples instead of 16-bit PCM.
     #[arg(long)]
     pub float: bool,
@@ -63,6 +67,8 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
         momentum: cmd.momentum,
         init: if cmd.zero_phase {
             PhaseInit::Zero
+        } else if cmd.pghi {
+            PhaseInit::Pghi
         } else {
             PhaseInit::Random { seed: cmd.seed }
         },

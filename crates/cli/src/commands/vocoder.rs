@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use musicdiff_train::vocoder::{VocoderEvent, VocoderOptions, VocoderTrainConfig};
+use musicdiff_vocoder::SynthesisPhase;
 use musicdiff_weights::WeightDtype;
 
 use super::train::{parse_duration, stop_on_ctrl_c, stop_words};
@@ -35,9 +36,10 @@ to the audio directory they were prepared from.
 
 The run directory holds:
   config.toml            the configuration the run started with
-  metrics.jsonl          per logged step: loss, mel_l1, sc (spectral convergence), log_mag, lr,
-                         grad_norm, audio_per_second; per evaluation the EMA weights' eval_* on
-                         fixed held-out crops
+  metrics.jsonl          per logged step: loss, mel_l1, sc (spectral convergence), log_mag,
+                         magnitude (SC + log-magnitude L1 of the predicted magnitude), lr,
+                         grad_norm, audio_per_second; per evaluation the EMA weights' eval_*
+                         on fixed held-out crops
   loss.png               training loss; held-out mel L1 (orange), spectral convergence (green)
                          and log-magnitude distance (purple)
   checkpoints/step-N/    weights, EMA weights, optimiser state, state.json
@@ -86,6 +88,10 @@ pub struct ExportArgs {
     /// iSTFT; at most 64; each costs an STFT and an iSTFT). Default: the run's configuration.
     #[arg(long, value_name = "N")]
     pub refine_iters: Option<usize>,
+    /// Where synthesis takes the phase from: the network's phase head, or phases integrated
+    /// from the predicted magnitude (PGHI). Default: the run's configuration.
+    #[arg(long, value_name = "network|pghi", value_parser = parse_phase)]
+    pub phase: Option<SynthesisPhase>,
     /// Replace an existing vocoder directory.
     #[arg(long)]
     pub force: bool,
@@ -142,8 +148,8 @@ fn train(a: TrainArgs, ui: &Ui) -> anyhow::Result<()> {
         }
         VocoderEvent::Eval { held_out: h, .. } => {
             last_eval = format!(
-                " | held-out mel L1 {:.4} SC {:.4} log-mag {:.4}",
-                h.mel_l1, h.sc, h.log_mag
+                " | held-out mel L1 {:.4} SC {:.4} log-mag {:.4} predicted-magnitude {:.4}",
+                h.mel_l1, h.sc, h.log_mag, h.magnitude
             );
             bar.set_message(format!("{last_step}{last_eval}"));
         }
@@ -181,7 +187,16 @@ fn export(a: ExportArgs, ui: &Ui) -> anyhow::Result<()> {
         WeightDtype::F16
     };
     let sp = ui.spinner("exporting the vocoder");
-    let dir = musicdiff_train::vocoder::export(&a.from, &a.out, &a.id, dtype, a.refine_iters)?;
+    let dir = musicdiff_train::vocoder::export(
+        &a.from,
+        &a.out,
+        &a.id,
+        dtype,
+        musicdiff_train::vocoder::SynthesisChoice {
+            refine_iters: a.refine_iters,
+            phase: a.phase,
+        },
+    )?;
     sp.finish_and_clear();
     let meta = musicdiff_vocoder::dir::read_meta(&dir)?;
     println!(
@@ -192,4 +207,12 @@ fn export(a: ExportArgs, ui: &Ui) -> anyhow::Result<()> {
         &meta.weights.sha256[..12]
     );
     Ok(())
+}
+
+fn parse_phase(s: &str) -> Result<SynthesisPhase, String> {
+    match s {
+        "network" => Ok(SynthesisPhase::Network),
+        "pghi" => Ok(SynthesisPhase::Pghi),
+        other => Err(format!("`{other}` is neither `network` nor `pghi`")),
+    }
 }
