@@ -156,6 +156,23 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("neither"), "{}", stderr(&o));
+    // Back to the run's own synthesis for the conversions below.
+    let o = musicdiff(&[
+        "-q",
+        "vocoder",
+        "export",
+        s(&whole),
+        "--out",
+        s(&voc),
+        "--phase",
+        "network",
+        "--refine-iters",
+        "0",
+        "--mel-fit",
+        "0",
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     let input = data.join("test/0.wav");
     let rt = dir.path().join("rt.wav");

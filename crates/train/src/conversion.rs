@@ -14,7 +14,10 @@
 //!    samples of its output;
 //! 5. the target audio of the same samples, decoded from the dataset's source file;
 //! 6. the vocoder's reconstruction loss (multi-resolution STFT + mel L1,
-//!    `musicdiff_vocoder::loss`), averaged over the crops.
+//!    `musicdiff_vocoder::loss`), averaged over the crops. A vocoder that synthesises with
+//!    phases integrated from its magnitude (`SynthesisPhase::Pghi`) is scored on that
+//!    magnitude instead (spectral convergence + log-magnitude L1 against the target's STFT):
+//!    its waveform is a deterministic function of it, and its phase head is untrained.
 //!
 //! Every random choice comes from a generator seeded by (run seed, step), so a resumed run
 //! makes the same crops.
@@ -24,7 +27,8 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use musicdiff_common::Rng;
 use musicdiff_dataset::Batch;
-use musicdiff_vocoder::{ReconstructionLoss, SpectralOp, Vocos};
+use musicdiff_vocoder::spectral::spectrum_distance;
+use musicdiff_vocoder::{ReconstructionLoss, SpectralOp, SynthesisPhase, Vocos};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::StepBatch;
@@ -219,22 +223,38 @@ impl ConversionTerm {
                 + (sb.crop_offsets[i] + start + margin) * self.hop;
             targets.push(self.target_audio(&b.audio[i], first, f * self.hop)?);
         }
-        // 4. The frozen vocoder; the scored samples of each crop.
+        // 4. The frozen vocoder, and 6. the reconstruction loss of the scored part.
         let k = chosen.len();
-        let audio = self
-            .vocoder
-            .waveform(Tensor::cat(inputs, 0), &self.op)
-            .narrow(1, margin * self.hop, f * self.hop);
+        let inputs = Tensor::cat(inputs, 0);
         let target = Tensor::<2>::from_data(
             TensorData::new(targets.concat(), [k, f * self.hop]),
             &device,
         );
-        // 6. The reconstruction loss.
-        let parts = self.loss.forward(audio, target, None);
-        Ok(Some(ConversionLoss {
-            loss: parts.total,
-            crops: k,
-        }))
+        let loss = match self.vocoder.config.synthesis_phase {
+            SynthesisPhase::Network => {
+                let audio = self.vocoder.waveform(inputs, &self.op).narrow(
+                    1,
+                    margin * self.hop,
+                    f * self.hop,
+                );
+                self.loss.forward(audio, target, None).total
+            }
+            SynthesisPhase::Pghi => {
+                // The vocoder's output is its magnitude (the phase follows from it), so the
+                // conversion error is that magnitude's distance to the target's STFT, on the
+                // scored frames whose analysis window lies inside the target samples:
+                // vocoder frame margin + j is target frame j (both centred on the same
+                // sample); the first and last EDGE frames see the target's zero padding.
+                const EDGE: usize = 2;
+                let (mag, _) = self.vocoder.head_outputs(inputs);
+                let scored = f - 2 * EDGE;
+                let pred = mag.narrow(1, margin + EDGE, scored);
+                let power = self.op.power(target).narrow(1, EDGE, scored);
+                let d = spectrum_distance(pred, power);
+                d.sc + d.log_mag
+            }
+        };
+        Ok(Some(ConversionLoss { loss, crops: k }))
     }
 
     /// `len` samples of `file` (relative to the source directory) from sample `first`, mono at

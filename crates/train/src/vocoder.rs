@@ -756,6 +756,7 @@ fn resume(
 pub struct SynthesisChoice {
     pub refine_iters: Option<usize>,
     pub phase: Option<musicdiff_vocoder::SynthesisPhase>,
+    pub mel_fit_iters: Option<usize>,
 }
 
 pub fn export(
@@ -781,6 +782,9 @@ pub fn export(
     }
     if let Some(phase) = synthesis.phase {
         model.synthesis_phase = phase;
+    }
+    if let Some(iters) = synthesis.mel_fit_iters {
+        model.mel_fit_iters = iters;
     }
     model.validate().map_err(|detail| TrainError::Config {
         path: dir.join(checkpoint::STATE),
@@ -849,6 +853,13 @@ fn card(meta: &VocoderMeta, state: &VocoderState) -> String {
         c.n_mels,
         c.macs_per_frame() as f64 / 1e6
     );
+    if c.mel_fit_iters > 0 {
+        s += &format!(
+            "Synthesis first fits each frame's predicted power to the input's mel energies ({} \
+             multiplicative least-squares updates).\n\n",
+            c.mel_fit_iters
+        );
+    }
     if c.synthesis_phase == musicdiff_vocoder::SynthesisPhase::Pghi {
         s += "Synthesis takes the predicted magnitudes only; their phases are integrated from the \
               magnitudes' gradients (PGHI, Průša et al. 2017).\n\n";

@@ -813,11 +813,17 @@ fn the_benchmark_parameter_table_matches_the_model() {
 
 /// A vocoder directory with random weights, of the tiny vocoder config.
 fn tiny_vocoder(dir: &Path) {
+    tiny_vocoder_with(dir, musicdiff_vocoder::SynthesisPhase::Network);
+}
+
+/// [`tiny_vocoder`] synthesising its phases from `phase`.
+fn tiny_vocoder_with(dir: &Path, phase: musicdiff_vocoder::SynthesisPhase) {
     use musicdiff_vocoder::dir::{TrainingInfo, VocoderMeta, WeightsInfo};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/vocoder/tiny.toml");
-    let cfg = musicdiff_train::vocoder::VocoderTrainConfig::load(&path)
+    let mut cfg = musicdiff_train::vocoder::VocoderTrainConfig::load(&path)
         .unwrap()
         .model;
+    cfg.synthesis_phase = phase;
     let device = Device::flex();
     device.seed(11);
     let net = musicdiff_vocoder::Vocos::new(&cfg, &device);
@@ -840,6 +846,42 @@ fn tiny_vocoder(dir: &Path) {
         },
     };
     musicdiff_vocoder::dir::write(dir, &meta, &net, "test").unwrap();
+}
+
+/// With a vocoder that takes its phases from its magnitude (PGHI), the term scores that
+/// magnitude: finite, positive, on every step.
+#[test]
+fn the_conversion_term_scores_a_pghi_vocoders_magnitude() {
+    use musicdiff_train::conversion::ConversionConfig;
+    let (_data, shards) = prepared();
+    let voc = tempfile::tempdir().unwrap();
+    tiny_vocoder_with(voc.path(), musicdiff_vocoder::SynthesisPhase::Pghi);
+    let mut cfg = tiny();
+    cfg.optim.steps = 2;
+    cfg.run.log_every = 1;
+    cfg.run.eval_every = 0;
+    cfg.run.sample_every = 0;
+    cfg.conversion = ConversionConfig {
+        weight: 1.0,
+        vocoder: voc.path().to_path_buf(),
+        t_max: 1.0,
+        max_crops: 2,
+        crop_frames: 16,
+    };
+    let run = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    musicdiff_train::train(&options(shards.path(), run.path(), cfg), &stop, &mut |_| {}).unwrap();
+    let text = std::fs::read_to_string(run.path().join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("conversion").is_some())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for v in &lines {
+        let c = v["conversion"].as_f64().unwrap();
+        assert!(c.is_finite() && c > 0.0, "{v}");
+    }
 }
 
 #[test]

@@ -66,6 +66,11 @@ pub struct VocoderConfig {
     /// `refine_iters`.
     #[serde(default)]
     pub synthesis_phase: SynthesisPhase,
+    /// Multiplicative updates that fit each frame's predicted power to the input's mel
+    /// energies before the phase is attached (`MelFilterbank::fit_power`); 0 (the default)
+    /// keeps the prediction as it is. Synthesis only.
+    #[serde(default)]
+    pub mel_fit_iters: usize,
 }
 
 impl VocoderConfig {
@@ -130,6 +135,13 @@ impl VocoderConfig {
         if self.kernel == 0 || self.kernel.is_multiple_of(2) {
             return Err(format!("kernel {} must be odd", self.kernel));
         }
+        if self.mel_fit_iters > Self::MAX_REFINE_ITERS {
+            return Err(format!(
+                "mel_fit_iters {} is above {}",
+                self.mel_fit_iters,
+                Self::MAX_REFINE_ITERS
+            ));
+        }
         if self.refine_iters > Self::MAX_REFINE_ITERS {
             return Err(format!(
                 "refine_iters {} is above {} (each costs an STFT and an iSTFT)",
@@ -158,6 +170,7 @@ mod tests {
             phase: PhaseHead::Direct,
             refine_iters: 0,
             synthesis_phase: Default::default(),
+            mel_fit_iters: 0,
         }
     }
 

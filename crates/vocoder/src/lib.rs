@@ -22,8 +22,10 @@ pub mod spectral;
 use std::path::Path;
 
 use burn::prelude::*;
+use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{GriffinLimConfig, griffin_lim_seeded};
 use musicdiff_dsp::matrix::Matrix;
+use musicdiff_dsp::mel::MelFilterbank;
 use musicdiff_dsp::pghi::{DEFAULT_TOL, pghi};
 use musicdiff_dsp::stft::{Complex, Spectrum, Stft};
 
@@ -43,6 +45,8 @@ const CHUNK_FRAMES: usize = 1024;
 pub struct Vocoder {
     net: Vocos,
     op: SpectralOp,
+    /// The mel filterbank of the spectrogram the vocoder reads (for `mel_fit_iters`).
+    filterbank: std::sync::Arc<MelFilterbank>,
     meta: Option<VocoderMeta>,
     device: Device,
 }
@@ -61,8 +65,13 @@ impl Vocoder {
     /// Wraps a network held in memory (a training run's weights).
     pub fn new(net: Vocos, device: &Device) -> Self {
         let cfg = &net.config;
+        let filterbank = LogMelExtractor::new(cfg.spectrogram())
+            .expect("validated configs build their filterbank")
+            .filterbank()
+            .clone();
         Self {
             op: SpectralOp::new(cfg.n_fft, cfg.hop_length, device),
+            filterbank: std::sync::Arc::new(filterbank),
             net,
             meta: None,
             device: device.clone(),
@@ -135,39 +144,44 @@ impl Vocoder {
         let (mag, p) = (Tensor::cat(mags, 1), Tensor::cat(ps, 1));
         let length = length.unwrap_or((t - 1) * cfg.hop_length);
         let stft_cfg = cfg.spectrogram().stft();
-        // 3. The starting spectrum, [t, bins] frame-major: the predicted magnitudes with the
-        //    network's phases or with phases integrated from the magnitudes (PGHI).
-        let seed = match cfg.synthesis_phase {
-            config::SynthesisPhase::Pghi => {
-                let mag = to_vec(mag.into_data());
-                pghi(&mag, t, &stft_cfg, DEFAULT_TOL)?
-            }
-            config::SynthesisPhase::Network => {
-                let phase = self.network_phase(p);
-                if cfg.refine_iters == 0 {
-                    // 4. One inverse STFT of the predicted spectrum, in the graph's own ops.
-                    let phase = Tensor::<3>::from_data(
-                        TensorData::new(phase, [1, t, cfg.n_bins()]),
-                        &self.device,
-                    );
-                    let audio = self.op.istft(
-                        mag.clone() * phase.clone().cos(),
-                        mag * phase.sin(),
-                        Some(length),
-                    );
-                    return Ok(to_vec(audio.into_data()));
-                }
-                let mag = to_vec(mag.into_data());
-                Spectrum {
-                    n_bins: cfg.n_bins(),
-                    n_frames: t,
-                    data: mag
-                        .iter()
-                        .zip(&phase)
-                        .map(|(&m, &p)| Complex::from_polar(m, p))
-                        .collect(),
-                }
-            }
+        // 3. The starting spectrum, [t, bins] frame-major: the predicted magnitudes (fitted to
+        //    the input's mel energies when asked) with the network's phases or with phases
+        //    integrated from the magnitudes (PGHI).
+        let phase = match cfg.synthesis_phase {
+            config::SynthesisPhase::Pghi => None,
+            config::SynthesisPhase::Network => Some(self.network_phase(p)),
+        };
+        if let Some(phase) = &phase
+            && cfg.refine_iters == 0
+            && cfg.mel_fit_iters == 0
+        {
+            // 4. One inverse STFT of the predicted spectrum, in the graph's own ops.
+            let phase = Tensor::<3>::from_data(
+                TensorData::new(phase.clone(), [1, t, cfg.n_bins()]),
+                &self.device,
+            );
+            let audio = self.op.istft(
+                mag.clone() * phase.clone().cos(),
+                mag * phase.sin(),
+                Some(length),
+            );
+            return Ok(to_vec(audio.into_data()));
+        }
+        let mut mag = to_vec(mag.into_data());
+        if cfg.mel_fit_iters > 0 {
+            self.fit_to_mel(&mut mag, log_mel);
+        }
+        let seed = match phase {
+            None => pghi(&mag, t, &stft_cfg, DEFAULT_TOL)?,
+            Some(phase) => Spectrum {
+                n_bins: cfg.n_bins(),
+                n_frames: t,
+                data: mag
+                    .iter()
+                    .zip(&phase)
+                    .map(|(&m, &p)| Complex::from_polar(m, p))
+                    .collect(),
+            },
         };
         // 4'. `refine_iters` fast Griffin-Lim iterations seeded with it (none: its iSTFT).
         let stft = Stft::<f32>::new(stft_cfg)?;
@@ -176,6 +190,33 @@ impl Vocoder {
             ..Default::default()
         };
         Ok(griffin_lim_seeded(&stft, seed, length, &gl, &mut |_| {})?)
+    }
+
+    /// Step 3's mel fit: each frame's predicted power `mag^2` (`[t, bins]` frame-major) pulled
+    /// towards the input's mel energies with `mel_fit_iters` multiplicative updates
+    /// (`MelFilterbank::fit_power`), frames in parallel. The network knows where the
+    /// harmonics are; the mel says exactly how much energy each band holds.
+    fn fit_to_mel(&self, mag: &mut [f32], log_mel: &Matrix<f32>) {
+        use rayon::prelude::*;
+        let cfg = self.config();
+        let (bins, iters) = (cfg.n_bins(), cfg.mel_fit_iters);
+        let fb = &self.filterbank;
+        // [t, n_mels]: the mel power of every frame.
+        let mel_t = log_mel.transpose();
+        mag.par_chunks_mut(bins)
+            .zip(mel_t.as_slice().par_chunks(cfg.n_mels))
+            .for_each_init(
+                || (Vec::new(), Default::default()),
+                |(power, scratch): &mut (Vec<f64>, _), (frame, mel)| {
+                    power.clear();
+                    power.extend(frame.iter().map(|&m| f64::from(m).powi(2)));
+                    let mel: Vec<f64> = mel.iter().map(|&v| f64::from(v).exp()).collect();
+                    fb.fit_power(&mel, power, iters, scratch);
+                    for (m, &p) in frame.iter_mut().zip(power.iter()) {
+                        *m = p.sqrt() as f32;
+                    }
+                },
+            );
     }
 
     /// The head's phase output `[1, t, bins]` as phases, frame-major: as they are (direct), or
@@ -229,6 +270,7 @@ pub(crate) mod tests {
             phase: config::PhaseHead::Direct,
             refine_iters: 0,
             synthesis_phase: Default::default(),
+            mel_fit_iters: 0,
         }
     }
 
@@ -333,15 +375,21 @@ pub(crate) mod tests {
         let (mag, _) = net.head_outputs(frames_input(&mel, &device));
         let target = Matrix::from_vec(t, 513, to_vec(mag.into_data())).transpose();
         let stft = Stft::<f32>::new(tiny().spectrogram().stft()).unwrap();
-        let sc = |phase: SynthesisPhase, iters: usize| {
+        let sc_fit = |phase: SynthesisPhase, iters: usize, fit: usize| {
             let mut net = net.clone();
             net.config.synthesis_phase = phase;
             net.config.refine_iters = iters;
+            net.config.mel_fit_iters = fit;
             let audio = Vocoder::new(net, &device).synthesise(&mel, None).unwrap();
             assert_eq!(audio.len(), (t - 1) * 256);
             assert!(audio.iter().all(|v| v.is_finite()));
             spectral_convergence(&target, &stft.forward(&audio).magnitude())
         };
+        let sc = |phase, iters| sc_fit(phase, iters, 0);
+        // Fitting to the mel changes the magnitude (so the distance to the prediction) and
+        // keeps length and finiteness (checked inside).
+        assert!(sc_fit(SynthesisPhase::Pghi, 0, 5) > 0.0);
+        assert!(sc_fit(SynthesisPhase::Network, 0, 5) > 0.0);
         let network = sc(SynthesisPhase::Network, 0);
         let (pghi, pghi4) = (sc(SynthesisPhase::Pghi, 0), sc(SynthesisPhase::Pghi, 4));
         assert!(pghi < 0.8 * network, "pghi {pghi} network {network}");

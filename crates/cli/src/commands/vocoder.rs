@@ -92,6 +92,10 @@ pub struct ExportArgs {
     /// from the predicted magnitude (PGHI). Default: the run's configuration.
     #[arg(long, value_name = "network|pghi", value_parser = parse_phase)]
     pub phase: Option<SynthesisPhase>,
+    /// Multiplicative updates fitting the predicted power to the input's mel energies before
+    /// the phase (0: none; at most 64). Default: the run's configuration.
+    #[arg(long, value_name = "N")]
+    pub mel_fit: Option<usize>,
     /// Replace an existing vocoder directory.
     #[arg(long)]
     pub force: bool,
@@ -195,6 +199,7 @@ fn export(a: ExportArgs, ui: &Ui) -> anyhow::Result<()> {
         musicdiff_train::vocoder::SynthesisChoice {
             refine_iters: a.refine_iters,
             phase: a.phase,
+            mel_fit_iters: a.mel_fit,
         },
     )?;
     sp.finish_and_clear();
