@@ -104,73 +104,50 @@ fn a_tiny_vocoder_trains_resumes_exactly_exports_and_converts() {
         Some(2),
         "exporting over a vocoder needs --force"
     );
-    // Refinement is chosen at export and recorded; out-of-range counts are refused.
-    let o = musicdiff(&[
-        "-q",
-        "vocoder",
-        "export",
-        s(&whole),
-        "--out",
-        s(&voc),
-        "--refine-iters",
-        "65",
-        "--force",
-    ]);
+    // Synthesis settings are chosen at export and recorded; bad values are refused.
+    let reexport = |extra: &[&str]| {
+        let mut args = vec![
+            "-q",
+            "vocoder",
+            "export",
+            s(&whole),
+            "--out",
+            s(&voc),
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        musicdiff(&args)
+    };
+    let o = reexport(&["--refine-iters", "65"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("refine_iters"), "{}", stderr(&o));
-    let o = musicdiff(&[
-        "-q",
-        "vocoder",
-        "export",
-        s(&whole),
-        "--out",
-        s(&voc),
-        "--refine-iters",
-        "3",
-        "--phase",
-        "pghi",
-        "--force",
-    ]);
+    let o = reexport(&["--phase", "magic"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("neither"), "{}", stderr(&o));
+    let o = reexport(&["--refine-iters", "3", "--phase", "pghi", "--mel-fit", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = musicdiff_vocoder::dir::read_meta(&voc).unwrap();
-    assert_eq!(meta.config.refine_iters, 3);
+    assert_eq!(
+        (meta.config.refine_iters, meta.config.mel_fit_iters),
+        (3, 5)
+    );
     assert_eq!(
         meta.config.synthesis_phase,
         musicdiff_vocoder::SynthesisPhase::Pghi
     );
     let card = std::fs::read_to_string(voc.join("README.md")).unwrap();
     assert!(
-        card.contains("PGHI") && card.contains("3 fast Griffin-Lim"),
+        card.contains("PGHI") && card.contains("3 fast Griffin-Lim") && card.contains("(5 "),
         "{card}"
     );
-    let o = musicdiff(&[
-        "-q",
-        "vocoder",
-        "export",
-        s(&whole),
-        "--out",
-        s(&voc),
-        "--phase",
-        "magic",
-        "--force",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("neither"), "{}", stderr(&o));
     // Back to the run's own synthesis for the conversions below.
-    let o = musicdiff(&[
-        "-q",
-        "vocoder",
-        "export",
-        s(&whole),
-        "--out",
-        s(&voc),
+    let o = reexport(&[
         "--phase",
         "network",
         "--refine-iters",
         "0",
         "--mel-fit",
         "0",
-        "--force",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
