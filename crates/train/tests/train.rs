@@ -848,26 +848,37 @@ fn tiny_vocoder_with(dir: &Path, phase: musicdiff_vocoder::SynthesisPhase) {
     musicdiff_vocoder::dir::write(dir, &meta, &net, "test").unwrap();
 }
 
-/// With a vocoder that takes its phases from its magnitude (PGHI), the term scores that
-/// magnitude: finite, positive, on every step.
-#[test]
-fn the_conversion_term_scores_a_pghi_vocoders_magnitude() {
-    use musicdiff_train::conversion::ConversionConfig;
-    let (_data, shards) = prepared();
-    let voc = tempfile::tempdir().unwrap();
-    tiny_vocoder_with(voc.path(), musicdiff_vocoder::SynthesisPhase::Pghi);
+/// The tiny config for `steps` steps, logging every step, no evaluation or samples.
+fn every_step(steps: u64) -> TrainConfig {
     let mut cfg = tiny();
-    cfg.optim.steps = 2;
+    cfg.optim.steps = steps;
     cfg.run.log_every = 1;
     cfg.run.eval_every = 0;
     cfg.run.sample_every = 0;
-    cfg.conversion = ConversionConfig {
+    cfg
+}
+
+/// `cfg` with the conversion term on through `vocoder`: every example scored (t_max 1), two
+/// crops of 16 frames per step.
+fn with_conversion(mut cfg: TrainConfig, vocoder: &Path) -> TrainConfig {
+    cfg.conversion = musicdiff_train::conversion::ConversionConfig {
         weight: 1.0,
-        vocoder: voc.path().to_path_buf(),
+        vocoder: vocoder.to_path_buf(),
         t_max: 1.0,
         max_crops: 2,
         crop_frames: 16,
     };
+    cfg
+}
+
+/// With a vocoder that takes its phases from its magnitude (PGHI), the term scores that
+/// magnitude: finite, positive, on every step.
+#[test]
+fn the_conversion_term_scores_a_pghi_vocoders_magnitude() {
+    let (_data, shards) = prepared();
+    let voc = tempfile::tempdir().unwrap();
+    tiny_vocoder_with(voc.path(), musicdiff_vocoder::SynthesisPhase::Pghi);
+    let cfg = with_conversion(every_step(2), voc.path());
     let run = tempfile::tempdir().unwrap();
     let stop = AtomicBool::new(false);
     musicdiff_train::train(&options(shards.path(), run.path(), cfg), &stop, &mut |_| {}).unwrap();
@@ -886,24 +897,12 @@ fn the_conversion_term_scores_a_pghi_vocoders_magnitude() {
 
 #[test]
 fn the_conversion_term_trains_resumes_exactly_and_needs_the_source_audio() {
-    use musicdiff_train::conversion::ConversionConfig;
     let (data, shards) = prepared();
     let voc = tempfile::tempdir().unwrap();
     tiny_vocoder(voc.path());
-    let mut cfg = tiny();
-    cfg.optim.steps = 6;
-    cfg.run.log_every = 1;
-    cfg.run.checkpoint_every = 3;
-    cfg.run.eval_every = 0;
-    cfg.run.sample_every = 0;
-    let plain = cfg.clone();
-    cfg.conversion = ConversionConfig {
-        weight: 1.0,
-        vocoder: voc.path().to_path_buf(),
-        t_max: 1.0,
-        max_crops: 2,
-        crop_frames: 16,
-    };
+    let mut plain = every_step(6);
+    plain.run.checkpoint_every = 3;
+    let cfg = with_conversion(plain.clone(), voc.path());
     let stop = AtomicBool::new(false);
     let whole = tempfile::tempdir().unwrap();
     musicdiff_train::train(

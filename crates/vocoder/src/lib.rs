@@ -22,7 +22,6 @@ pub mod spectral;
 use std::path::Path;
 
 use burn::prelude::*;
-use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{GriffinLimConfig, griffin_lim_seeded};
 use musicdiff_dsp::matrix::Matrix;
 use musicdiff_dsp::mel::MelFilterbank;
@@ -65,10 +64,8 @@ impl Vocoder {
     /// Wraps a network held in memory (a training run's weights).
     pub fn new(net: Vocos, device: &Device) -> Self {
         let cfg = &net.config;
-        let filterbank = LogMelExtractor::new(cfg.spectrogram())
-            .expect("validated configs build their filterbank")
-            .filterbank()
-            .clone();
+        let filterbank =
+            MelFilterbank::new(cfg.spectrogram().mel()).expect("validated configs build it");
         Self {
             op: SpectralOp::new(cfg.n_fft, cfg.hop_length, device),
             filterbank: std::sync::Arc::new(filterbank),
@@ -206,12 +203,13 @@ impl Vocoder {
         mag.par_chunks_mut(bins)
             .zip(mel_t.as_slice().par_chunks(cfg.n_mels))
             .for_each_init(
-                || (Vec::new(), Default::default()),
-                |(power, scratch): &mut (Vec<f64>, _), (frame, mel)| {
+                || (Vec::new(), Vec::new(), Default::default()),
+                |(power, energy, scratch): &mut (Vec<f64>, Vec<f64>, _), (frame, log)| {
                     power.clear();
                     power.extend(frame.iter().map(|&m| f64::from(m).powi(2)));
-                    let mel: Vec<f64> = mel.iter().map(|&v| f64::from(v).exp()).collect();
-                    fb.fit_power(&mel, power, iters, scratch);
+                    energy.clear();
+                    energy.extend(log.iter().map(|&v| f64::from(v).exp()));
+                    fb.fit_power(energy, power, iters, scratch);
                     for (m, &p) in frame.iter_mut().zip(power.iter()) {
                         *m = p.sqrt() as f32;
                     }
@@ -336,27 +334,43 @@ pub(crate) mod tests {
         assert!(diff < 1e-3, "{:?}: {diff}", cfg.phase);
     }
 
+    /// A `t`-frame log-mel and the magnitude `net` predicts for it, `[bins, frames]` as the
+    /// dsp STFT gives it.
+    fn predicted(net: &Vocos, t: usize, device: &Device) -> (Matrix<f32>, Matrix<f32>) {
+        let mel = log_mel(t);
+        let (mag, _) = net.head_outputs(frames_input(&mel, device));
+        let target = Matrix::from_vec(t, 513, to_vec(mag.into_data())).transpose();
+        (mel, target)
+    }
+
+    /// Spectral convergence of `net`'s synthesis of `mel`, with the settings `set` makes,
+    /// against `target`; the output's length and finiteness are checked on the way.
+    fn synthesis_sc(
+        net: &Vocos,
+        set: impl FnOnce(&mut VocoderConfig),
+        mel: &Matrix<f32>,
+        target: &Matrix<f32>,
+        device: &Device,
+    ) -> f64 {
+        let mut net = net.clone();
+        set(&mut net.config);
+        let audio = Vocoder::new(net, device).synthesise(mel, None).unwrap();
+        assert_eq!(audio.len(), (mel.cols() - 1) * 256);
+        assert!(audio.iter().all(|v| v.is_finite()));
+        let stft = Stft::<f32>::new(tiny().spectrogram().stft()).unwrap();
+        musicdiff_dsp::metrics::spectral_convergence(target, &stft.forward(&audio).magnitude())
+    }
+
     /// Refinement iterations make the output's STFT magnitude closer to the magnitude the
     /// network predicted (a random network's phases are far from consistent), keep the
     /// length, and zero iterations are the plain iSTFT.
     #[test]
     fn refinement_brings_the_output_closer_to_the_predicted_magnitude() {
-        use musicdiff_dsp::metrics::spectral_convergence;
         let device = Device::flex();
-        let t = 60;
-        let mel = log_mel(t);
         let (net, _rng) = seeded_net(&tiny(), 9, &device);
-        // The predicted magnitude, [bins, frames] as the dsp STFT gives it.
-        let (mag, _) = net.head_outputs(frames_input(&mel, &device));
-        let target = Matrix::from_vec(t, 513, to_vec(mag.into_data())).transpose();
-        let stft = Stft::<f32>::new(tiny().spectrogram().stft()).unwrap();
-        let sc = |iters: usize| {
-            let mut net = net.clone();
-            net.config.refine_iters = iters;
-            let audio = Vocoder::new(net, &device).synthesise(&mel, None).unwrap();
-            assert_eq!(audio.len(), (t - 1) * 256);
-            spectral_convergence(&target, &stft.forward(&audio).magnitude())
-        };
+        let (mel, target) = predicted(&net, 60, &device);
+        let sc =
+            |iters: usize| synthesis_sc(&net, |c| c.refine_iters = iters, &mel, &target, &device);
         let (sc0, sc8) = (sc(0), sc(8));
         assert!(sc8 < 0.8 * sc0, "refined {sc8} vs plain {sc0}");
     }
@@ -367,23 +381,16 @@ pub(crate) mod tests {
     #[test]
     fn pghi_synthesis_is_consistent_with_the_predicted_magnitude() {
         use config::SynthesisPhase;
-        use musicdiff_dsp::metrics::spectral_convergence;
         let device = Device::flex();
-        let t = 60;
-        let mel = log_mel(t);
         let (net, _rng) = seeded_net(&tiny(), 5, &device);
-        let (mag, _) = net.head_outputs(frames_input(&mel, &device));
-        let target = Matrix::from_vec(t, 513, to_vec(mag.into_data())).transpose();
-        let stft = Stft::<f32>::new(tiny().spectrogram().stft()).unwrap();
+        let (mel, target) = predicted(&net, 60, &device);
         let sc_fit = |phase: SynthesisPhase, iters: usize, fit: usize| {
-            let mut net = net.clone();
-            net.config.synthesis_phase = phase;
-            net.config.refine_iters = iters;
-            net.config.mel_fit_iters = fit;
-            let audio = Vocoder::new(net, &device).synthesise(&mel, None).unwrap();
-            assert_eq!(audio.len(), (t - 1) * 256);
-            assert!(audio.iter().all(|v| v.is_finite()));
-            spectral_convergence(&target, &stft.forward(&audio).magnitude())
+            let set = |c: &mut VocoderConfig| {
+                c.synthesis_phase = phase;
+                c.refine_iters = iters;
+                c.mel_fit_iters = fit;
+            };
+            synthesis_sc(&net, set, &mel, &target, &device)
         };
         let sc = |phase, iters| sc_fit(phase, iters, 0);
         // Fitting to the mel changes the magnitude (so the distance to the prediction) and

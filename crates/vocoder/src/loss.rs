@@ -167,12 +167,8 @@ impl ReconstructionLoss {
         let (mag, p) = net.head_outputs(log_mel.clone());
         let waveform = always_waveform || self.cfg.mel_weight > 0.0 || self.cfg.stft_weight > 0.0;
         let mut parts = if waveform {
-            let phase = net.phase(p);
-            let pred = op.istft(
-                mag.clone() * phase.clone().cos(),
-                mag.clone() * phase.sin(),
-                None,
-            );
+            let (re, im) = net.spectrum_of(mag.clone(), p);
+            let pred = op.istft(re, im, None);
             self.forward(pred, target.clone(), Some(log_mel))
         } else {
             let zero = Tensor::<1>::zeros([1], &device);

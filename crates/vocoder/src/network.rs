@@ -182,11 +182,16 @@ impl Vocos {
         }
     }
 
+    /// The head's outputs `(mag, p)` (each `[B, T, bins]`) -> the STFT `(re, im)`.
+    pub fn spectrum_of(&self, mag: Tensor<3>, p: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let phase = self.phase(p);
+        (mag.clone() * phase.clone().cos(), mag * phase.sin())
+    }
+
     /// `log_mel [B, T, n_mels]` -> the STFT `(re, im)`, each `[B, T, bins]`.
     pub fn spectrum(&self, log_mel: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         let (mag, p) = self.head_outputs(log_mel);
-        let phase = self.phase(p);
-        (mag.clone() * phase.clone().cos(), mag * phase.sin())
+        self.spectrum_of(mag, p)
     }
 
     /// `log_mel [B, T, n_mels]` -> audio `[B, (T - 1) * hop]` through `op` (this config's
