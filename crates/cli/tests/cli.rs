@@ -350,6 +350,7 @@ fn missing_output_directory_is_exit_2_in_every_subcommand() {
 fn corpus_build_without_assets_says_how_to_install_them() {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_musicdiff"))
+        .env("MUSICDIFF_VOCODER", "griffin-lim")
         .args([
             "corpus",
             "build",

@@ -327,3 +327,44 @@ fn bad_vocoder_inputs_fail_cleanly() {
         stderr(&o)
     );
 }
+
+/// With no `--vocoder`, conversion uses the bundled vocoder (models/vocoder, found beside the
+/// binary's ancestors, i.e. this checkout), and `MUSICDIFF_VOCODER=griffin-lim` turns it back to
+/// Griffin-Lim without a note.
+#[test]
+fn default_conversion_is_the_bundled_vocoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tones(dir.path());
+    let input = data.join("train/0.wav");
+    let out = dir.path().join("o.wav");
+    let bundled: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models/vocoder/vocoder.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let id = bundled["id"].as_str().unwrap();
+    let run = |env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_musicdiff"));
+        c.env_remove("MUSICDIFF_VOCODER");
+        if let Some(v) = env {
+            c.env("MUSICDIFF_VOCODER", v);
+        }
+        let o = c
+            .args(["roundtrip", s(&input), "-o", s(&out)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+    let (text, _) = run(None);
+    assert!(text.contains(&format!("vocoder {id}")), "{text}");
+    let (text, err) = run(Some("griffin-lim"));
+    assert!(
+        text.contains("griffin-lim (32 it)") && !text.contains(id),
+        "{text}"
+    );
+    assert!(!err.contains("no vocoder installed"), "{err}");
+}

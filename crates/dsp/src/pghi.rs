@@ -77,9 +77,13 @@ pub fn pghi<T: Real>(
         .zip(&phase)
         .enumerate()
         .map(|(i, (&m, &p))| {
+            // Wrapped in f64 (floor, not the far slower fmod of rem_euclid), then sine and
+            // cosine in f32 (the spectrum's precision is f32's).
             let k = i % n_bins;
-            let p = p - PI * k as f64;
-            Complex::new(cast(m * p.cos()), cast(m * p.sin()))
+            let x = p - PI * k as f64;
+            let (sin, cos) = ((x - TAU * (x / TAU).floor()) as f32).sin_cos();
+            let m = m as f32;
+            Complex::new(cast(f64::from(m * cos)), cast(f64::from(m * sin)))
         })
         .collect();
     Ok(Spectrum {

@@ -29,7 +29,10 @@ use crate::config::{PhaseHead, VocoderConfig};
 use crate::spectral::SpectralOp;
 
 /// Vocos' upper clamp on the predicted magnitude (`heads.py`).
-const MAX_MAGNITUDE: f64 = 100.0;
+pub(crate) const MAX_MAGNITUDE: f64 = 100.0;
+
+/// LayerNorm's epsilon everywhere in the network (the reference's).
+pub(crate) const LN_EPSILON: f64 = 1e-6;
 
 /// Vocos initialises backbone weights from a (truncated) normal of standard deviation 0.02.
 fn init_linear(i: usize, o: usize, device: &Device) -> Linear {
@@ -42,7 +45,9 @@ fn init_linear(i: usize, o: usize, device: &Device) -> Linear {
 }
 
 fn layer_norm(d: usize, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(d).with_epsilon(1e-6).init(device)
+    LayerNormConfig::new(d)
+        .with_epsilon(LN_EPSILON)
+        .init(device)
 }
 
 /// `x [B, T, C]` with `k / 2` zero frames added at both ends: `[B, T + k - 1, C]`.

@@ -70,10 +70,14 @@ impl FromStr for VocoderChoice {
 }
 
 /// The vocoder directory `choice` names: a directory, Griffin-Lim (`None`), or when nothing is
-/// named the bundled vocoder (`$MUSICDIFF_VOCODER`, else `models/vocoder`), falling back to
-/// Griffin-Lim with a note when none is installed.
+/// named the bundled vocoder (`$MUSICDIFF_VOCODER`, which may also say `griffin-lim`, else
+/// `models/vocoder`), falling back to Griffin-Lim with a note when none is installed.
 pub fn vocoder_dir(choice: Option<&VocoderChoice>, ui: &Ui) -> Option<PathBuf> {
-    match choice {
+    let from_env = std::env::var(musicdiff_common::locate::VOCODER_ENV)
+        .ok()
+        .and_then(|v| v.parse::<VocoderChoice>().ok())
+        .filter(|c| *c == VocoderChoice::GriffinLim);
+    match choice.or(from_env.as_ref()) {
         Some(VocoderChoice::GriffinLim) => None,
         Some(VocoderChoice::Dir(d)) => Some(d.clone()),
         None => match musicdiff_common::locate::vocoder_dir() {

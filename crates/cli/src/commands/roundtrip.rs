@@ -111,10 +111,21 @@ pub fn run(cmd: RoundtripCmd, ui: &Ui) -> anyhow::Result<()> {
         Some(v) => {
             let t = Instant::now();
             let sp = ui.spinner("vocoding");
-            let out = v.synthesise(&log_mel, Some(loaded.mono.len()))?;
+            let (out, s) = v.synthesise_timed(&log_mel, Some(loaded.mono.len()))?;
             sp.finish_and_clear();
             let t_voc = t.elapsed().as_secs_f64();
-            (out, format!("vocoder {} {t_voc:.3} s", v.id()))
+            (
+                out,
+                format!(
+                    "vocoder {} {t_voc:.3} s (network {:.3} s, mel fit {:.3} s, phase {:.3} s, \
+                     inverse {:.3} s)",
+                    v.id(),
+                    s.network,
+                    s.mel_fit,
+                    s.phase,
+                    s.inverse
+                ),
+            )
         }
         None => {
             let t = Instant::now();
