@@ -282,7 +282,7 @@ def cmd_speed(a):
     rows.append((f"Griffin-Lim ({gl[0]['gl_iters']} it) + NNLS mel->linear",
                  "mel->linear + griffin-lim stages",
                  per10(med(r["gl_s"] + r["nnls_s"] for r in gl), secs), "FFT"))
-    rows.append((f"ours ({ours[0]['vocoder']}, burn)", "vocoder stage (network + iSTFT)",
+    rows.append((f"ours ({ours[0]['vocoder']})", "vocoder stage (network, mel fit, phase, inverse)",
                  per10(med(r["vocoder_s"] for r in ours), ours[0]["seconds"]),
                  f"{ours_gflop_per_audio_s(a.vocoder):.3g}"))
     rows.append(("HiFi-GAN V1 universal (PyTorch)", "generator forward",
