@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::network::{LN_EPSILON, MAX_MAGNITUDE, Vocos};
 
 /// Most output frames per chunk: activations of 512 x 576 floats (1.2 MB) stay in L2.
-const MAX_CHUNK: usize = 512;
+pub(crate) const MAX_CHUNK: usize = 512;
 
 /// `GELU(x) = x Phi(x)` on a grid of `1 / GELU_STEPS_PER_UNIT` over `[-GELU_RANGE,
 /// GELU_RANGE]`, linearly interpolated (error below `h^2 / 8 * max|GELU''| = 1.5e-6`); outside
@@ -153,35 +153,31 @@ impl FrozenVocos {
         let mut phase = with_phase.then(|| vec![0.0f32; t * bins]);
         let threads = rayon::current_num_threads().max(1);
         let chunk = t.div_ceil(threads).clamp(1, MAX_CHUNK);
-        let outputs: Vec<(usize, Vec<f32>, Option<Vec<f32>>)> = (0..t)
-            .step_by(chunk)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|start| {
-                let len = chunk.min(t - start);
-                let (m, p) = self.chunk(frames, t, start, len, with_phase);
-                (start, m, p)
-            })
-            .collect();
-        for (start, m, p) in outputs {
-            mag[start * bins..start * bins + m.len()].copy_from_slice(&m);
-            if let (Some(dst), Some(p)) = (phase.as_mut(), p) {
-                dst[start * bins..start * bins + p.len()].copy_from_slice(&p);
-            }
-        }
+        // Each chunk writes its frames of the outputs in place.
+        let span = chunk * bins;
+        let phase_parts: Vec<Option<&mut [f32]>> = match phase.as_mut() {
+            Some(p) => p.chunks_mut(span).map(Some).collect(),
+            None => (0..t.div_ceil(chunk)).map(|_| None).collect(),
+        };
+        mag.par_chunks_mut(span)
+            .zip(phase_parts)
+            .enumerate()
+            .for_each(|(i, (m, p))| self.chunk(frames, t, i * chunk, m, p));
         (mag, phase)
     }
 
-    /// Output frames `start..start + len`, computed over `lo..hi` (the margin on both sides).
+    /// Output frames `start..start + len` into `mag` (and `phase`), each `[len, bins]`,
+    /// computed over `lo..hi` (the margin on both sides).
     fn chunk(
         &self,
         frames: &[f32],
         t: usize,
         start: usize,
-        len: usize,
-        with_phase: bool,
-    ) -> (Vec<f32>, Option<Vec<f32>>) {
+        mag: &mut [f32],
+        phase: Option<&mut [f32]>,
+    ) {
         let (d, k, m, bins) = (self.dim, self.kernel, self.n_mels, self.bins);
+        let len = mag.len() / bins;
         let lo = start.saturating_sub(self.margin);
         let hi = (start + len + self.margin).min(t);
         let n = hi - lo;
@@ -237,17 +233,13 @@ impl FrozenVocos {
         // 3. Head over the output frames only: magnitudes (and phase parameters).
         let rows = &mut x[(start - lo) * d..(start - lo + len) * d];
         layer_norm(rows, d, &self.final_norm);
-        let mut mag = vec![0.0f32; len * bins];
-        self.head.apply_columns(rows, len, 0, bins, &mut mag);
+        self.head.apply_columns(rows, len, 0, bins, mag);
         for v in mag.iter_mut() {
             *v = v.exp().min(MAX_MAGNITUDE as f32);
         }
-        let phase = with_phase.then(|| {
-            let mut p = vec![0.0f32; len * bins];
-            self.head.apply_columns(rows, len, bins, bins, &mut p);
-            p
-        });
-        (mag, phase)
+        if let Some(p) = phase {
+            self.head.apply_columns(rows, len, bins, bins, p);
+        }
     }
 
     /// Exact GELU (erf form) from the table, without branches: inside the range the
