@@ -1,6 +1,6 @@
 //! `musicdiff`: the command-line front end. A thin layer over the library crates: it parses
 //! arguments, shows progress and prints errors; the work happens in the library crates
-//! (`musicdiff-dsp`, `-corpus`, `-dataset`, `-train`, `-pipeline`, `-eval`; see docs/architecture.md).
+//! (`musicdiff-dsp`, `-corpus`, `-dataset`, `-train`, `-pipeline`, `-eval`, `-experiment`; see docs/architecture.md).
 //!
 //! Exit codes, one rule for every subcommand: 0 success; 2 bad input or usage, anything the
 //! user can fix in the command or its files (unreadable or damaged audio, invalid parameters,
@@ -52,6 +52,8 @@ enum Command {
     Export(commands::export::ExportCmd),
     /// Measure a model against held-out clips beside baselines (FAD, KL, tag adherence, ...).
     Eval(commands::eval::EvalCmd),
+    /// Run an experiment: arms of a base config trained, evaluated and reported side by side.
+    Experiment(commands::experiment::ExperimentCmd),
     /// Train and export the neural vocoder (log-mel -> waveform).
     Vocoder(commands::vocoder::VocoderCmd),
 }
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Train(cmd) => commands::train::run(cmd, &ui),
         Command::Export(cmd) => commands::export::run(cmd, &ui),
         Command::Eval(cmd) => commands::eval::run(cmd, &ui),
+        Command::Experiment(cmd) => commands::experiment::run(cmd, &ui),
         Command::Vocoder(cmd) => commands::vocoder::run(cmd, &ui),
     };
     match result {
@@ -103,6 +106,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             )*};
         }
         classify!(
+            musicdiff_experiment::ExperimentError,
             musicdiff_eval::EvalError,
             musicdiff_train::TrainError,
             musicdiff_pipeline::PipelineError,

@@ -5,49 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{musicdiff, s, stderr, stdout, tiny_model};
-
-/// Four clips of 4 s: a plucked chord on every beat at the caption's tempo, in its key.
-fn reference_set(dir: &Path, training_clip: &Path) -> std::path::PathBuf {
-    let refdir = dir.join("reference").join("test");
-    std::fs::create_dir_all(&refdir).unwrap();
-    let sr = 22050usize;
-    let mut meta = String::new();
-    for (name, bpm, root, third, caption) in [
-        ("p1", 120.0f64, 60, 64, "solo piano, C major, 120 bpm"),
-        ("p2", 90.0, 57, 60, "slow guitar in A minor, 90 bpm"),
-        ("p3", 140.0, 62, 66, "fast piano, D major, 140 bpm"),
-        ("p4", 100.0, 64, 67, "guitar with drums, E minor, 100 bpm"),
-    ] {
-        let beat = (60.0 / bpm * sr as f64) as usize;
-        let mut x = vec![0.0f32; 4 * sr];
-        for (i, v) in x.iter_mut().enumerate() {
-            let t = (i % beat) as f32 / sr as f32;
-            let env = (-t * 6.0).exp();
-            for (k, note) in [root, third, root + 7].into_iter().enumerate() {
-                let f = 440.0 * 2f32.powf((note as f32 - 69.0) / 12.0) * (1 + k % 2) as f32;
-                *v += 0.15 * env * (std::f32::consts::TAU * f * i as f32 / sr as f32).sin();
-            }
-        }
-        musicdiff_dsp::audio::write_wav(
-            &refdir.join(format!("{name}.wav")),
-            &x,
-            sr as u32,
-            musicdiff_dsp::audio::WavFormat::Pcm16,
-        )
-        .unwrap();
-        meta.push_str(&format!(
-            "{{\"file_name\": \"{name}.wav\", \"caption\": \"{caption}\", \"bpm\": {bpm}, \"time_signature\": \"4/4\"}}\n"
-        ));
-    }
-    // A clip the model was trained on, under another name.
-    std::fs::copy(training_clip, refdir.join("leak.wav")).unwrap();
-    meta.push_str("{\"file_name\": \"leak.wav\", \"caption\": \"a steady hum, 100 bpm\"}\n");
-    std::fs::write(refdir.join("metadata.jsonl"), meta).unwrap();
-    refdir
-}
+use common::{musicdiff, reference_set, s, stderr, stdout, tiny_model};
 
 #[test]
 fn eval_reports_every_system_warns_about_training_clips_and_resumes() {

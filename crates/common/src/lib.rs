@@ -4,6 +4,7 @@
 //! inference path can use it without pulling in the dataset or corpus machinery.
 
 pub mod atomic;
+pub mod duration;
 pub mod error;
 pub mod locate;
 pub mod rng;

@@ -134,7 +134,7 @@ const COLUMNS: [Column; 9] = [
 ];
 
 /// `value [low, high]` with precision suited to the magnitude.
-fn cell(e: Option<Estimate>) -> String {
+pub fn cell(e: Option<Estimate>) -> String {
     match e {
         None => "–".into(),
         Some(e) => {

@@ -22,4 +22,4 @@ pub mod vocoder;
 
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};
-pub use trainer::{EvalLosses, Event, Options, Outcome, StopReason, train};
+pub use trainer::{Curves, EvalLosses, Event, Options, Outcome, StopReason, read_curves, train};

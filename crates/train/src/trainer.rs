@@ -243,8 +243,8 @@ pub(crate) fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
 }
 
 /// The curves of `metrics.jsonl`.
-#[derive(Debug, Default)]
-pub(crate) struct Curves {
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
     /// `(step, training loss)`.
     pub train: Vec<(u64, f64)>,
     /// `(step, held-out loss per task)`.
@@ -254,7 +254,7 @@ pub(crate) struct Curves {
 }
 
 /// Reads `metrics.jsonl` for the loss-curve picture and the model card.
-pub(crate) fn read_curves(path: &Path) -> Curves {
+pub fn read_curves(path: &Path) -> Curves {
     let mut c = Curves::default();
     for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {

@@ -96,35 +96,9 @@ pub fn run(cmd: EvalCmd, ui: &Ui) -> Result<()> {
     opts.baselines = !cmd.no_baselines;
     opts.resamples = cmd.resamples;
     opts.vocoder = super::vocoder_dir(cmd.vocoder.as_ref(), ui);
-    let mut bar: Option<ProgressBar> = None;
-    let report = musicdiff_eval::run(&opts, &mut |event| match event {
-        Event::Stage { name, total } => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-            bar = Some(if total == 0 {
-                ui.spinner(&name)
-            } else {
-                ui.bar(total as u64, &name)
-            });
-        }
-        Event::Step => {
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-        }
-        Event::Note(n) => match &bar {
-            Some(b) => b.suspend(|| ui.note(&n)),
-            None => ui.note(&n),
-        },
-        Event::Warning(w) => match &bar {
-            Some(b) => b.suspend(|| ui.warn(&w)),
-            None => ui.warn(&w),
-        },
-    })?;
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
+    let mut view = EvalView::default();
+    let report = musicdiff_eval::run(&opts, &mut |event| view.show(ui, event))?;
+    view.finish();
     println!("{}", musicdiff_eval::report::summary(&report));
     println!(
         "report: {}  ({:.1} min)",
@@ -132,4 +106,46 @@ pub fn run(cmd: EvalCmd, ui: &Ui) -> Result<()> {
         report.wall_seconds / 60.0
     );
     Ok(())
+}
+
+/// The evaluation's progress: a bar (or spinner) per stage, notes and warnings above it.
+/// Shared by `eval` and `experiment`.
+#[derive(Default)]
+pub struct EvalView {
+    bar: Option<ProgressBar>,
+}
+
+impl EvalView {
+    pub fn show(&mut self, ui: &Ui, event: Event) {
+        match event {
+            Event::Stage { name, total } => {
+                self.finish();
+                self.bar = Some(if total == 0 {
+                    ui.spinner(&name)
+                } else {
+                    ui.bar(total as u64, &name)
+                });
+            }
+            Event::Step => {
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+            }
+            Event::Note(n) => match &self.bar {
+                Some(b) => b.suspend(|| ui.note(&n)),
+                None => ui.note(&n),
+            },
+            Event::Warning(w) => match &self.bar {
+                Some(b) => b.suspend(|| ui.warn(&w)),
+                None => ui.warn(&w),
+            },
+        }
+    }
+
+    /// Clears the current stage's bar.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
 }

@@ -3,6 +3,7 @@
 pub mod corpus;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod generate;
 pub mod roundtrip;

@@ -62,40 +62,82 @@ pub struct TrainCmd {
     pub time_budget: Option<Duration>,
 }
 
-/// `90s`, `45m`, `2h`, `1h30m`, `1.5h` -> a duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let mut total = 0.0f64;
-    let mut number = String::new();
-    let mut any = false;
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
+/// The training progress bar: position, the latest loss and held-out losses as its message,
+/// a line per checkpoint (so a log file, where indicatif hides the bar, still shows how
+/// training goes) and the trainer's notes. Shared by `train` and `experiment`.
+pub struct TrainView {
+    pub bar: indicatif::ProgressBar,
+    last_step: String,
+    last_eval: String,
+}
+
+impl TrainView {
+    pub fn new(bar: indicatif::ProgressBar) -> Self {
+        Self {
+            bar,
+            last_step: String::new(),
+            last_eval: String::new(),
         }
-        let unit = match c {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => {
-                return Err(format!(
-                    "`{s}`: unknown unit `{c}` (use h, m or s, e.g. 1h30m)"
-                ));
+    }
+
+    pub fn show(&mut self, ui: &Ui, event: Event) {
+        let bar = &self.bar;
+        match event {
+            Event::Started {
+                step,
+                total,
+                parameters,
+                train_windows,
+            } => {
+                bar.set_position(step);
+                bar.suspend(|| {
+                    ui.note(format!(
+                        "model: {:.2} M parameters; data: {train_windows} training windows; schedule: {total} steps; starting at step {step}",
+                        parameters as f64 / 1e6
+                    ))
+                });
             }
-        };
-        let v: f64 = number
-            .parse()
-            .map_err(|_| format!("`{s}`: expected a number before `{c}`"))?;
-        total += v * unit;
-        number.clear();
-        any = true;
+            Event::Step {
+                step,
+                loss,
+                lr,
+                samples_per_second,
+            } => {
+                bar.set_position(step);
+                self.last_step =
+                    format!("loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s");
+                bar.set_message(format!("{}{}", self.last_step, self.last_eval));
+            }
+            Event::Eval { losses, .. } => {
+                let [full, fill, cont] = losses.tasks;
+                self.last_eval = format!(
+                    " | held-out full {full:.4} fill {fill:.4} cont {cont:.4} uncond {:.4} (gain {:.3})",
+                    losses.full_uncond,
+                    losses.conditioning_gain()
+                );
+                bar.set_message(format!("{}{}", self.last_step, self.last_eval));
+            }
+            Event::Checkpoint { step, path } => {
+                bar.suspend(|| {
+                    ui.note(format!(
+                        "step {step}: checkpoint {} ({}{})",
+                        path.display(),
+                        self.last_step,
+                        self.last_eval
+                    ))
+                });
+            }
+            Event::Samples { step, dir } => {
+                bar.suspend(|| ui.note(format!("step {step}: samples in {}", dir.display())));
+            }
+            Event::Note(msg) => bar.suspend(|| ui.note(msg)),
+        }
     }
-    if !number.is_empty() || !any {
-        return Err(format!("`{s}`: give a unit, e.g. 90s, 45m, 2h or 1h30m"));
-    }
-    if !(total > 0.0 && total.is_finite()) {
-        return Err(format!("`{s}`: must be positive"));
-    }
-    Ok(Duration::from_secs_f64(total))
+}
+
+/// `90s`, `45m`, `2h`, `1h30m`, `1.5h` -> a duration (`musicdiff_common::duration`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    musicdiff_common::duration::parse(s)
 }
 
 /// A flag raised by the first Ctrl-C (the run stops after its current step, with a
@@ -140,57 +182,9 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
         .max_steps
         .unwrap_or(opts.config.optim.steps)
         .min(opts.config.optim.steps);
-    let bar = ui.bar(end, "training");
-    let mut last_eval = String::new();
-    // The latest loss line and held-out losses, repeated at each checkpoint: a log file (where
-    // indicatif hides the bar) then still shows how training goes.
-    let mut last_step = String::new();
-    let outcome = musicdiff_train::train(&opts, &stop, &mut |event| match event {
-        Event::Started {
-            step,
-            total,
-            parameters,
-            train_windows,
-        } => {
-            bar.set_position(step);
-            ui.note(format!(
-                "model: {:.2} M parameters; data: {train_windows} training windows; schedule: {total} steps; starting at step {step}",
-                parameters as f64 / 1e6
-            ));
-        }
-        Event::Step {
-            step,
-            loss,
-            lr,
-            samples_per_second,
-        } => {
-            bar.set_position(step);
-            last_step = format!("loss {loss:.4} lr {lr:.2e} {samples_per_second:.1} samples/s");
-            bar.set_message(format!("{last_step}{last_eval}"));
-        }
-        Event::Eval { losses, .. } => {
-            let [full, fill, cont] = losses.tasks;
-            last_eval = format!(
-                " | held-out full {full:.4} fill {fill:.4} cont {cont:.4} uncond {:.4} (gain {:.3})",
-                losses.full_uncond,
-                losses.conditioning_gain()
-            );
-            bar.set_message(format!("{last_step}{last_eval}"));
-        }
-        Event::Checkpoint { step, path } => {
-            bar.suspend(|| {
-                ui.note(format!(
-                    "step {step}: checkpoint {} ({last_step}{last_eval})",
-                    path.display()
-                ))
-            });
-        }
-        Event::Samples { step, dir } => {
-            bar.suspend(|| ui.note(format!("step {step}: samples in {}", dir.display())));
-        }
-        Event::Note(msg) => bar.suspend(|| ui.note(msg)),
-    })?;
-    bar.finish_and_clear();
+    let mut view = TrainView::new(ui.bar(end, "training"));
+    let outcome = musicdiff_train::train(&opts, &stop, &mut |event| view.show(ui, event))?;
+    view.bar.finish_and_clear();
     let why = stop_words(outcome.reason);
     // Before the first logging interval ends there is no loss to report.
     let loss = if outcome.last_loss.is_finite() {
@@ -207,21 +201,4 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("2d").is_err());
-        assert!(parse_duration("0s").is_err());
-    }
 }
