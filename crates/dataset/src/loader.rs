@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
 
+use musicdiff_dsp::controls::{Controls, Meter};
+use musicdiff_dsp::key::Key;
+
 use crate::error::{DataError, Result};
 use crate::prepare::Manifest;
 use crate::schema::{self, Split};
@@ -28,6 +31,8 @@ pub struct Example {
     /// The `genre` and `artist` fields of the record, when it has them (non-empty strings).
     pub genre: Option<String>,
     pub artist: Option<String>,
+    /// The tempo, key and meter its metadata states (`bpm`, `key`, `time_signature`).
+    pub controls: Controls,
     /// The record's audio file, relative to the manifest's `source` directory.
     pub audio: String,
 }
@@ -55,6 +60,7 @@ pub struct Batch {
     pub captions: Vec<String>,
     pub genres: Vec<Option<String>>,
     pub artists: Vec<Option<String>>,
+    pub controls: Vec<Controls>,
     /// Each window's audio file, relative to the manifest's `source` directory; the window
     /// starts `seconds_start` into it.
     pub audio: Vec<String>,
@@ -97,6 +103,25 @@ fn i32s(st: &SafeTensors, name: &str, path: &Path) -> Result<Vec<i32>> {
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
+}
+
+/// The musical controls a record's metadata states: `bpm` (a positive number, or a string of
+/// one), `key` ("A minor", "B flat major"; church modes by their third) and `time_signature`
+/// ("3/4"). Anything unreadable is unknown.
+pub fn record_controls(record: &serde_json::Value) -> Controls {
+    let f = &record["fields"];
+    let bpm = match &f["bpm"] {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|b| b.is_finite() && *b > 0.0)
+    .map(|b| b as f32);
+    Controls {
+        bpm,
+        key: f["key"].as_str().and_then(Key::parse),
+        meter: f["time_signature"].as_str().and_then(Meter::parse),
+    }
 }
 
 /// A non-empty string field of a record's metadata.
@@ -199,6 +224,7 @@ impl Loader {
                     .to_string(),
                 genre: field(&records[r], "genre"),
                 artist: field(&records[r], "artist"),
+                controls: record_controls(&records[r]),
                 audio: records[r]["audio"].as_str().unwrap_or_default().to_string(),
             });
         }
@@ -278,6 +304,7 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         captions: Vec::with_capacity(size),
         genres: Vec::with_capacity(size),
         artists: Vec::with_capacity(size),
+        controls: Vec::with_capacity(size),
         audio: Vec::with_capacity(size),
     };
     for (i, e) in examples.into_iter().enumerate() {
@@ -292,6 +319,7 @@ fn collate(examples: Vec<Example>, n_mels: usize) -> Batch {
         b.captions.push(e.caption);
         b.genres.push(e.genre);
         b.artists.push(e.artist);
+        b.controls.push(e.controls);
         b.audio.push(e.audio);
     }
     b
@@ -315,5 +343,33 @@ impl Iterator for Epoch<'_> {
         let take = want.min(self.pool.len());
         let examples: Vec<Example> = self.pool.drain(self.pool.len() - take..).collect();
         Some(Ok(collate(examples, self.loader.manifest.mel_mean.len())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use musicdiff_dsp::key::Mode;
+
+    #[test]
+    fn record_controls_read_what_the_metadata_states() {
+        let r = serde_json::json!({"fields": {
+            "bpm": 99.0, "key": "B flat minor", "time_signature": "6/8"
+        }});
+        let c = record_controls(&r);
+        assert_eq!(c.bpm, Some(99.0));
+        assert_eq!(c.key, Some(Key::new(10, Mode::Minor)));
+        assert_eq!(c.meter, Some(Meter::SixEight));
+        // Strings of numbers read; modes map by their third; junk is unknown.
+        let r = serde_json::json!({"fields": {
+            "bpm": " 120 ", "key": "D mixolydian", "time_signature": "FREI4/4"
+        }});
+        let c = record_controls(&r);
+        assert_eq!(c.bpm, Some(120.0));
+        assert_eq!(c.key, Some(Key::new(2, Mode::Major)));
+        assert_eq!(c.meter, None);
+        let r = serde_json::json!({"fields": {"bpm": -3, "key": 5}});
+        assert!(record_controls(&r).is_empty());
+        assert!(record_controls(&serde_json::json!({})).is_empty());
     }
 }

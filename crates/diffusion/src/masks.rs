@@ -12,6 +12,9 @@ pub enum MaskKind {
     Spans,
     /// A known prefix, the rest generated (continuation).
     Prefix,
+    /// Many short gaps (4 to 8 of 1 to 4 tokens each) scattered over known audio: filling at
+    /// the scale of a note or a beat, and a denoising task closer to masked modelling.
+    Scattered,
 }
 
 /// Shares of each kind in a batch; they need not sum to 1 (they are normalised).
@@ -20,6 +23,7 @@ pub struct MaskMix {
     pub full: f64,
     pub spans: f64,
     pub prefix: f64,
+    pub scattered: f64,
 }
 
 impl Default for MaskMix {
@@ -28,6 +32,7 @@ impl Default for MaskMix {
             full: 0.5,
             spans: 0.25,
             prefix: 0.25,
+            scattered: 0.0,
         }
     }
 }
@@ -35,21 +40,25 @@ impl Default for MaskMix {
 impl MaskMix {
     /// Picks a kind from a uniform number `u` in [0, 1).
     pub fn pick(&self, u: f64) -> MaskKind {
-        let total = (self.full + self.spans + self.prefix).max(f64::MIN_POSITIVE);
+        // Without scattered gaps the draw is the same as before they existed.
+        let total = (self.full + self.spans + self.prefix + self.scattered).max(f64::MIN_POSITIVE);
         let u = u * total;
         if u < self.full {
             MaskKind::Full
         } else if u < self.full + self.spans {
             MaskKind::Spans
-        } else {
+        } else if self.scattered <= 0.0 || u < self.full + self.spans + self.prefix {
             MaskKind::Prefix
+        } else {
+            MaskKind::Scattered
         }
     }
 }
 
 /// A mask of `len` tokens of `kind`, drawing uniform numbers in [0, 1) from `uniform`.
-/// Spans cover 20-60% of the sequence in total; prefixes keep 25-75% of it. Every mask but
-/// an empty one leaves at least one token to generate.
+/// Spans cover 20-60% of the sequence in total; prefixes keep 25-75% of it; scattered gaps
+/// are 4-8 runs of 1-4 tokens (overlaps merge). Every mask but an empty one leaves at least
+/// one token to generate.
 pub fn sample(kind: MaskKind, len: usize, uniform: &mut dyn FnMut() -> f64) -> Vec<bool> {
     let mut keep = vec![true; len];
     if len == 0 {
@@ -68,6 +77,14 @@ pub fn sample(kind: MaskKind, len: usize, uniform: &mut dyn FnMut() -> f64) -> V
             let each = (total / n_spans).max(1);
             for _ in 0..n_spans {
                 let start = (uniform() * (len - each.min(len) + 1) as f64) as usize;
+                keep[start..(start + each).min(len)].fill(false);
+            }
+        }
+        MaskKind::Scattered => {
+            let n_gaps = 4 + (uniform() * 5.0) as usize % 5;
+            for _ in 0..n_gaps {
+                let each = (1 + (uniform() * 4.0) as usize % 4).min(len);
+                let start = (uniform() * (len - each + 1) as f64) as usize;
                 keep[start..(start + each).min(len)].fill(false);
             }
         }
@@ -112,6 +129,12 @@ mod tests {
                         "{generated} of {len}"
                     );
                 }
+                let g = sample(MaskKind::Scattered, len, &mut u);
+                let gaps = g.iter().filter(|&&k| !k).count();
+                assert!(gaps >= 1 && gaps <= 32.min(len), "{gaps} of {len}");
+                // Runs of generated tokens: at most 8, none longer than 4 unless two merged.
+                let runs = g.windows(2).filter(|w| w[0] && !w[1]).count() + usize::from(!g[0]);
+                assert!(runs <= 8, "{runs} runs");
             }
         }
     }
@@ -126,7 +149,16 @@ mod tests {
             full: 0.0,
             spans: 0.0,
             prefix: 1.0,
+            scattered: 0.0,
         };
         assert_eq!(only_prefix.pick(0.0), MaskKind::Prefix);
+        // A mix without scattered gaps never picks them, even at the top of the range.
+        assert_eq!(mix.pick(0.999_999_999), MaskKind::Prefix);
+        let with_gaps = MaskMix {
+            scattered: 0.25,
+            ..MaskMix::default()
+        };
+        assert_eq!(with_gaps.pick(0.95), MaskKind::Scattered);
+        assert_eq!(with_gaps.pick(0.7), MaskKind::Prefix);
     }
 }

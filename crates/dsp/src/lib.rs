@@ -38,6 +38,7 @@
 //! ```
 
 pub mod audio;
+pub mod controls;
 pub mod error;
 pub mod features;
 pub mod griffin_lim;

@@ -4,8 +4,6 @@
 //! evaluation's stand-in for a CLAP text tower: a prompt "names" a tag when one of the tag's
 //! words appears in it as a whole word.
 
-use musicdiff_dsp::key::Key;
-
 /// Prompt words (lower case, whole words) and the MTT tag each one names. Only tags a caption
 /// can plausibly state are listed: instruments, genres, tempo words, solo.
 pub const TAG_WORDS: &[(&str, &str)] = &[
@@ -62,64 +60,8 @@ pub fn named_tags(prompt: &str) -> Vec<&'static str> {
     out
 }
 
-/// The tempo a prompt states: the number before "bpm" ("90 bpm", "90bpm", "90 BPM").
-pub fn stated_bpm(prompt: &str) -> Option<f64> {
-    let lower = prompt.to_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("bpm") {
-        let at = from + i;
-        let before = lower[..at].trim_end();
-        let digits: String = before
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if let Ok(bpm) = digits.parse::<f64>()
-            && bpm > 0.0
-        {
-            return Some(bpm);
-        }
-        from = at + 3;
-    }
-    None
-}
-
-/// The key a prompt states: a note name (A-G, with a sharp or flat as a sign or a word)
-/// followed by "major" or "minor" ("A minor", "in F# major", "Bb minor", "E flat major",
-/// "F sharp minor").
-pub fn stated_key(prompt: &str) -> Option<Key> {
-    let tokens: Vec<&str> = prompt
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '.' | '(' | ')'))
-        .filter(|t| !t.is_empty())
-        .collect();
-    let is_note = |t: &str| {
-        let mut chars = t.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| ('A'..='G').contains(&c.to_ascii_uppercase()));
-        let rest: String = chars.collect();
-        first_ok && matches!(rest.as_str(), "" | "#" | "b" | "♯" | "♭")
-    };
-    (0..tokens.len()).find_map(|i| {
-        let note = *tokens.get(i)?;
-        if !is_note(note) {
-            return None;
-        }
-        // "E flat major": the accidental as a word between the note and the mode.
-        let (accidental, mode_at) = match tokens.get(i + 1).map(|t| t.to_lowercase()) {
-            Some(a) if a == "flat" || a == "sharp" => (format!(" {a}"), i + 2),
-            _ => (String::new(), i + 1),
-        };
-        let mode = tokens.get(mode_at)?.to_lowercase();
-        if mode != "major" && mode != "minor" {
-            return None;
-        }
-        Key::parse(&format!("{note}{accidental} {mode}"))
-    })
-}
+/// The tempo and key a prompt states (one reading for the generator and the suite).
+pub use musicdiff_dsp::controls::{stated_bpm, stated_key};
 
 #[cfg(test)]
 mod tests {
@@ -145,34 +87,5 @@ mod tests {
         for &(_, tag) in TAG_WORDS {
             assert!(musicdiff_judge::MTT_TAGS.contains(&tag), "{tag}");
         }
-    }
-
-    #[test]
-    fn bpm_is_read_before_the_word_bpm() {
-        assert_eq!(stated_bpm("bossa nova, A minor, 90 bpm"), Some(90.0));
-        assert_eq!(stated_bpm("Reel (fast, 132 BPM)"), Some(132.0));
-        assert_eq!(stated_bpm("at 100bpm"), Some(100.0));
-        assert_eq!(stated_bpm("bpm unknown"), None);
-        assert_eq!(stated_bpm("no tempo here"), None);
-    }
-
-    #[test]
-    fn key_is_read_from_note_and_mode() {
-        let a_minor = Key::parse("A minor").unwrap();
-        assert_eq!(
-            stated_key("slow bossa nova, A minor, 90 bpm"),
-            Some(a_minor)
-        );
-        assert_eq!(stated_key("in F# major (4/4)"), Key::parse("F# major"));
-        assert_eq!(stated_key("Bb minor"), Key::parse("Bb minor"));
-        assert_eq!(
-            stated_key("Organ in E flat major (pop, 99 bpm)"),
-            Key::parse("Eb major")
-        );
-        assert_eq!(stated_key("reel, F sharp minor"), Key::parse("F# minor"));
-        assert_ne!(stated_key("E flat major"), stated_key("E major"));
-        assert_eq!(stated_key("a major triumph"), Key::parse("A major"));
-        assert_eq!(stated_key("the minor details"), None);
-        assert_eq!(stated_key("no key"), None);
     }
 }

@@ -6,16 +6,25 @@
 //! ```text
 //! [START] ++ Linear(MiniLM token states) ++ [genre] ++ [artist] ++ [seconds_start] ++ [seconds_total]
 //!   1            L (caption tokens)           1          1              1                 1
+//!         ++ [bpm] ++ [key] ++ [meter]        (models with `controls`)
+//!              1        1         1
 //! ```
 //!
 //! Genre and artist are MiniLM sentence vectors of the field strings, projected to the model
-//! width. Each part (text, genre, artist, timing) can be replaced by a learned null embedding,
-//! per example, through the `keep` flags: that is how training drops conditions for
-//! classifier-free guidance (Ho & Salimans 2022) and how a missing field is expressed.
+//! width. The musical controls (`musicdiff_dsp::controls`) are the tempo's Fourier features and
+//! one-hot key and meter classes, each projected to the model width; they also join the pooled
+//! global conditioning, so that tempo and key reach every block through adaLN. Each part (text,
+//! genre, artist, timing, bpm, key, meter) can be replaced by a learned null embedding, per
+//! example, through the `keep` flags: that is how training drops conditions for classifier-free
+//! guidance (Ho & Salimans 2022) and how a missing field is expressed.
 
 use burn::module::{Param, ParamId};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+
+use musicdiff_dsp::controls::{
+    BPM_FEATURES, Controls, KEY_CLASSES, METER_CLASSES, bpm_features, key_class,
+};
 
 use crate::config::DitConfig;
 use crate::error::{ModelError, Result};
@@ -32,7 +41,13 @@ pub struct Keep {
     pub genre: bool,
     pub artist: bool,
     pub timing: bool,
+    pub bpm: bool,
+    pub key: bool,
+    pub meter: bool,
 }
+
+/// Conditioning parts with a keep flag: text, genre, artist, timing, bpm, key, meter.
+pub const KEEP_PARTS: usize = 7;
 
 impl Keep {
     pub const ALL: Keep = Keep {
@@ -40,16 +55,31 @@ impl Keep {
         genre: true,
         artist: true,
         timing: true,
+        bpm: true,
+        key: true,
+        meter: true,
     };
     pub const NONE: Keep = Keep {
         text: false,
         genre: false,
         artist: false,
         timing: false,
+        bpm: false,
+        key: false,
+        meter: false,
     };
 
-    fn as_floats(self) -> [f32; 4] {
-        [self.text, self.genre, self.artist, self.timing].map(|k| if k { 1.0 } else { 0.0 })
+    fn as_floats(self) -> [f32; KEEP_PARTS] {
+        [
+            self.text,
+            self.genre,
+            self.artist,
+            self.timing,
+            self.bpm,
+            self.key,
+            self.meter,
+        ]
+        .map(|k| if k { 1.0 } else { 0.0 })
     }
 }
 
@@ -66,6 +96,9 @@ pub struct CondExample {
     pub artist: Option<Vec<f32>>,
     pub seconds_start: f32,
     pub seconds_total: f32,
+    /// What is known of the tempo, key and meter (read only by models with `controls`; an
+    /// unknown one is its null, as a dropped one).
+    pub controls: Controls,
     pub keep: Keep,
 }
 
@@ -84,7 +117,13 @@ pub struct Conditioning {
     /// `[B, TIMING_FEATURES]` for `seconds_start` and `seconds_total`.
     pub start: Tensor<2>,
     pub total: Tensor<2>,
-    /// `[B, 4]`: 1 keeps text, genre, artist, timing; 0 swaps in the learned null.
+    /// `[B, BPM_FEATURES]` tempo features, `[B, KEY_CLASSES]` and `[B, METER_CLASSES]` one-hot
+    /// (zeros where unknown; `keep` then says 0).
+    pub bpm: Tensor<2>,
+    pub key: Tensor<2>,
+    pub meter: Tensor<2>,
+    /// `[B, KEEP_PARTS]`: 1 keeps text, genre, artist, timing, bpm, key, meter; 0 swaps in the
+    /// learned null.
     pub keep: Tensor<2>,
 }
 
@@ -130,7 +169,10 @@ impl Conditioning {
         let mut artist = vec![0.0f32; b * dim];
         let mut start = Vec::with_capacity(b * TIMING_FEATURES);
         let mut total = Vec::with_capacity(b * TIMING_FEATURES);
-        let mut keep = Vec::with_capacity(b * 4);
+        let mut bpm = vec![0.0f32; b * BPM_FEATURES];
+        let mut key = vec![0.0f32; b * KEY_CLASSES];
+        let mut meter = vec![0.0f32; b * METER_CLASSES];
+        let mut keep = Vec::with_capacity(b * KEEP_PARTS);
         for (i, e) in examples.iter().enumerate() {
             let check = |what: &str, got: usize, want: usize| {
                 if got == want {
@@ -165,6 +207,20 @@ impl Conditioning {
             }
             start.extend(timing_features(e.seconds_start, cfg.max_seconds));
             total.extend(timing_features(e.seconds_total, cfg.max_seconds));
+            match e.controls.bpm.filter(|v| v.is_finite() && *v > 0.0) {
+                Some(v) => {
+                    bpm[i * BPM_FEATURES..(i + 1) * BPM_FEATURES].copy_from_slice(&bpm_features(v))
+                }
+                None => k.bpm = false,
+            }
+            match e.controls.key {
+                Some(v) => key[i * KEY_CLASSES + key_class(v)] = 1.0,
+                None => k.key = false,
+            }
+            match e.controls.meter {
+                Some(v) => meter[i * METER_CLASSES + v.class()] = 1.0,
+                None => k.meter = false,
+            }
             keep.extend(k.as_floats());
         }
         let t2 = |v: Vec<f32>, cols: usize| {
@@ -178,7 +234,10 @@ impl Conditioning {
             artist: t2(artist, dim),
             start: t2(start, TIMING_FEATURES),
             total: t2(total, TIMING_FEATURES),
-            keep: t2(keep, 4),
+            bpm: t2(bpm, BPM_FEATURES),
+            key: t2(key, KEY_CLASSES),
+            meter: t2(meter, METER_CLASSES),
+            keep: t2(keep, KEEP_PARTS),
         })
     }
 
@@ -207,7 +266,7 @@ impl Conditioning {
                 (0..b).flat_map(move |_| f)
             })
             .collect();
-        let masks = Tensor::<2>::from_data(TensorData::new(masks, [n * b, 4]), &device);
+        let masks = Tensor::<2>::from_data(TensorData::new(masks, [n * b, KEEP_PARTS]), &device);
         Self {
             text: Tensor::cat(vec![self.text.clone(); n], 0),
             text_valid: Tensor::cat(vec![self.text_valid.clone(); n], 0),
@@ -216,6 +275,9 @@ impl Conditioning {
             artist: rep2(&self.artist),
             start: rep2(&self.start),
             total: rep2(&self.total),
+            bpm: rep2(&self.bpm),
+            key: rep2(&self.key),
+            meter: rep2(&self.meter),
             keep: rep2(&self.keep) * masks,
         }
     }
@@ -248,6 +310,43 @@ pub struct Conditioner {
     pub null_timing: Param<Tensor<2>>,
     pub pooled_proj: Option<Linear>,
     pub null_pooled: Option<Param<Tensor<2>>>,
+    /// The musical controls' projections (models with `controls`).
+    pub controls: Option<ControlEmbedding>,
+}
+
+/// Tempo features and key and meter classes -> the model width, with a learned null each.
+#[derive(Module, Debug)]
+pub struct ControlEmbedding {
+    pub bpm_proj: Linear,
+    pub key_proj: Linear,
+    pub meter_proj: Linear,
+    /// `[3, d]`: nulls of bpm, key and meter.
+    pub null: Param<Tensor<2>>,
+}
+
+impl ControlEmbedding {
+    /// The three control embeddings `[B, 3, d]`, each its null where not kept.
+    fn forward(&self, c: &Conditioning) -> Tensor<3> {
+        let one = |x: Tensor<2>| x.unsqueeze_dim::<3>(1);
+        let null = self.null.val();
+        let parts = [
+            (self.bpm_proj.forward(c.bpm.clone()), 4),
+            (self.key_proj.forward(c.key.clone()), 5),
+            (self.meter_proj.forward(c.meter.clone()), 6),
+        ];
+        let mixed = parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, (x, col))| {
+                mix(
+                    one(x),
+                    null.clone().narrow(0, j, 1),
+                    Conditioner::keep(c, col),
+                )
+            })
+            .collect();
+        Tensor::cat(mixed, 1)
+    }
 }
 
 /// `x [B, K, d] * keep + null [K, d] * (1 - keep)`, `keep [B, 1]`.
@@ -274,6 +373,12 @@ impl Conditioner {
             null_timing: learned(2, d, device),
             pooled_proj: cfg.pooled_text.then(|| lin(t, d)),
             null_pooled: cfg.pooled_text.then(|| learned(1, d, device)),
+            controls: cfg.controls.then(|| ControlEmbedding {
+                bpm_proj: lin(BPM_FEATURES, d),
+                key_proj: lin(KEY_CLASSES, d),
+                meter_proj: lin(METER_CLASSES, d),
+                null: learned(3, d, device),
+            }),
         }
     }
 
@@ -281,15 +386,20 @@ impl Conditioner {
         c.keep.clone().narrow(1, i, 1)
     }
 
-    /// The projected sentence vector `[B, d]` for the global conditioning, if configured.
+    /// The projected sentence vector `[B, d]` for the global conditioning, if configured,
+    /// plus the sum of the control embeddings in models with controls.
     pub fn pooled(&self, c: &Conditioning) -> Option<Tensor<2>> {
         let (proj, null) = (self.pooled_proj.as_ref()?, self.null_pooled.as_ref()?);
         let p = proj.forward(c.sentence.clone()).unsqueeze_dim::<3>(1);
         let [b, _, d] = p.dims();
-        Some(mix(p, null.val(), Self::keep(c, 0)).reshape([b, d]))
+        let pooled = mix(p, null.val(), Self::keep(c, 0)).reshape([b, d]);
+        Some(match &self.controls {
+            Some(ctl) => pooled + ctl.forward(c).sum_dim(1).reshape([b, d]),
+            None => pooled,
+        })
     }
 
-    /// The memory `[B, 1 + L + 4, d]` and its validity `[B, 1 + L + 4]`.
+    /// The memory `[B, 1 + L + 4 (+ 3), d]` and its validity `[B, 1 + L + 4 (+ 3)]`.
     pub fn sequence(&self, c: &Conditioning) -> (Tensor<3>, Tensor<2, Bool>) {
         let [b, l, _] = c.text.dims();
         let device = c.text.device();
@@ -326,10 +436,16 @@ impl Conditioner {
             self.null_timing.val(),
             Self::keep(c, 3),
         );
-        let memory = Tensor::cat(vec![start, text, genre, artist, timing], 1);
+        let mut parts = vec![start, text, genre, artist, timing];
+        let mut fields = 4;
+        if let Some(ctl) = &self.controls {
+            parts.push(ctl.forward(c));
+            fields += 3;
+        }
+        let memory = Tensor::cat(parts, 1);
         let always = |n: usize| Tensor::<2, Bool>::full([b, n], true, &device);
-        let valid = Tensor::cat(vec![always(1), c.text_valid.clone(), always(4)], 1);
-        debug_assert_eq!(valid.dims(), [b, 1 + l + 4]);
+        let valid = Tensor::cat(vec![always(1), c.text_valid.clone(), always(fields)], 1);
+        debug_assert_eq!(valid.dims(), [b, 1 + l + fields]);
         (memory, valid)
     }
 }
@@ -352,7 +468,23 @@ mod tests {
             artist: Some(vec![-fill; cfg.text_dim]),
             seconds_start: fill * 3.0,
             seconds_total: 20.0 + fill,
+            controls: Controls {
+                bpm: Some(90.0 + 100.0 * fill),
+                key: Some(musicdiff_dsp::key::Key::new(
+                    9,
+                    musicdiff_dsp::key::Mode::Minor,
+                )),
+                meter: Some(musicdiff_dsp::controls::Meter::ThreeFour),
+            },
             keep,
+        }
+    }
+
+    /// The tiny config with musical controls.
+    fn tiny_controls() -> DitConfig {
+        DitConfig {
+            controls: true,
+            ..tiny()
         }
     }
 
@@ -380,7 +512,7 @@ mod tests {
 
     fn jittered(device: &Device) -> Dit {
         device.seed(11);
-        tiny().init(device).map(&mut Jitter)
+        tiny_controls().init(device).map(&mut Jitter)
     }
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -394,11 +526,11 @@ mod tests {
     fn dropped_parts_ignore_their_content() {
         let device = Device::flex();
         let model = jittered(&device);
-        let cfg = tiny();
+        let cfg = tiny_controls();
         // Each part dropped in turn: changing that part's content must not change the output,
         // while the same change with the part kept does.
         type Change = fn(&mut CondExample);
-        let parts: [(&str, Keep, Change); 4] = [
+        let parts: [(&str, Keep, Change); 7] = [
             (
                 "text",
                 Keep {
@@ -439,6 +571,30 @@ mod tests {
                     e.seconds_total = 3.0;
                 },
             ),
+            (
+                "bpm",
+                Keep {
+                    bpm: false,
+                    ..Keep::ALL
+                },
+                |e| e.controls.bpm = Some(200.0),
+            ),
+            (
+                "key",
+                Keep {
+                    key: false,
+                    ..Keep::ALL
+                },
+                |e| e.controls.key = musicdiff_dsp::key::Key::parse("C# major"),
+            ),
+            (
+                "meter",
+                Keep {
+                    meter: false,
+                    ..Keep::ALL
+                },
+                |e| e.controls.meter = Some(musicdiff_dsp::controls::Meter::SixEight),
+            ),
         ];
         for (name, keep, change) in parts {
             let base = example(&cfg, 3, 0.3, keep);
@@ -470,6 +626,40 @@ mod tests {
         );
         let out = outputs(&model, &[absent, dropped], &device);
         assert!(max_diff(&out[0], &out[1]) < 1e-5);
+        // So is an unknown control.
+        let mut unknown = example(&cfg, 3, 0.3, Keep::ALL);
+        unknown.controls.key = None;
+        let dropped = example(
+            &cfg,
+            3,
+            0.3,
+            Keep {
+                key: false,
+                ..Keep::ALL
+            },
+        );
+        let out = outputs(&model, &[unknown, dropped], &device);
+        assert!(max_diff(&out[0], &out[1]) < 1e-5);
+    }
+
+    #[test]
+    fn a_model_without_controls_ignores_them() {
+        let device = Device::flex();
+        device.seed(11);
+        let model = tiny().init(&device).map(&mut Jitter);
+        let base = example(&tiny(), 3, 0.3, Keep::ALL);
+        let mut other = base.clone();
+        other.controls.bpm = Some(250.0);
+        other.controls.key = None;
+        let out = outputs(&model, &[base, other], &device);
+        assert!(max_diff(&out[0], &out[1]) < 1e-6);
+        // Its memory has the four field tokens only.
+        let cond =
+            Conditioning::from_examples(&[example(&tiny(), 3, 0.3, Keep::ALL)], &tiny(), &device)
+                .unwrap();
+        assert_eq!(model.cond.sequence(&cond).0.dims()[1], 1 + 3 + 4);
+        let with = tiny_controls().init(&device);
+        assert_eq!(with.cond.sequence(&cond).0.dims()[1], 1 + 3 + 4 + 3);
     }
 
     #[test]
@@ -502,7 +692,12 @@ mod tests {
         let cond = Conditioning::from_examples(&[over, empty], &cfg, &device).unwrap();
         assert_eq!(cond.text.dims()[1], cfg.max_text_tokens);
         let keep: Vec<f32> = cond.keep.into_data().try_to_vec().unwrap();
-        assert_eq!(keep, [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(
+            keep,
+            [
+                1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0
+            ]
+        );
     }
 
     #[test]
@@ -527,9 +722,9 @@ mod tests {
         let keep: Vec<f32> = stacked.keep.clone().into_data().try_to_vec().unwrap();
         #[rustfmt::skip]
         assert_eq!(keep, [
-            1.0, 1.0, 1.0, 1.0,   1.0, 1.0, 0.0, 1.0, // as given
-            1.0, 1.0, 1.0, 0.0,   1.0, 1.0, 0.0, 0.0, // text only
-            0.0, 0.0, 0.0, 0.0,   0.0, 0.0, 0.0, 0.0, // unconditional
+            1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,   1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, // as given
+            1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0,   1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, // no timing
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, // unconditional
         ]);
         // Every copy carries the same content, in batch order.
         let sentence: Vec<f32> = stacked.sentence.into_data().try_to_vec().unwrap();
@@ -543,8 +738,8 @@ mod tests {
                 .keep
                 .into_data()
                 .try_to_vec::<f32>()
-                .unwrap()[8..],
-            [0.0; 8]
+                .unwrap()[2 * KEEP_PARTS..],
+            [0.0; 2 * KEEP_PARTS]
         );
     }
 }

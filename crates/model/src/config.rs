@@ -86,6 +86,15 @@ pub struct DitConfig {
     /// made before it existed) is the plain cosine schedule.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub schedule_shift: f64,
+    /// Musical controls (`musicdiff_dsp::controls`): tempo, key and meter as conditioning of
+    /// their own, three tokens of the memory and a term of the global conditioning, each with a
+    /// learned null for when it is unknown or dropped. Absent (models made before them): off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub controls: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn one() -> f64 {
@@ -218,6 +227,7 @@ pub(crate) mod tests {
             head_hidden: None,
             prediction: Prediction::V,
             schedule_shift: 1.0,
+            controls: false,
         }
     }
 

@@ -387,6 +387,7 @@ pub(crate) mod tests {
                 artist: None,
                 seconds_start: 0.0,
                 seconds_total: 8.0,
+                controls: Default::default(),
                 keep: Keep::ALL,
             }],
             &cfg,

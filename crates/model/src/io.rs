@@ -126,6 +126,7 @@ mod tests {
                 artist: None,
                 seconds_start: 0.0,
                 seconds_total: 4.0,
+                controls: Default::default(),
                 keep: crate::Keep::ALL,
             }],
             cfg,

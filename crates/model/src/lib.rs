@@ -29,7 +29,8 @@
 //! };
 //! let cond = Conditioning::from_examples(&[CondExample {
 //!     tokens: vec![0.0; 3 * cfg.text_dim], n_tokens: 3, sentence: vec![0.0; cfg.text_dim],
-//!     genre: None, artist: None, seconds_start: 0.0, seconds_total: 10.0, keep: Keep::ALL,
+//!     genre: None, artist: None, seconds_start: 0.0, seconds_total: 10.0,
+//!     controls: Default::default(), keep: Keep::ALL,
 //! }], &cfg, &device).unwrap();
 //! assert_eq!(model.forward(input, &cond).dims(), [1, n, pd]);
 //! ```

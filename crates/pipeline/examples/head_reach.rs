@@ -131,6 +131,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             artist: None,
             seconds_start: 0.0,
             seconds_total: (cfg.frames as f64 * meta.data.frame_seconds()) as f32,
+            controls: Default::default(),
             keep: Keep::ALL,
         }],
         cfg,

@@ -217,6 +217,7 @@ mod tests {
             head_hidden: None,
             prediction,
             schedule_shift: 2.0,
+            controls: false,
         };
         let (n, d) = (4, 8);
         let x: Vec<f32> = (0..n * d).map(|i| (i % 5) as f32 - 2.0).collect();
@@ -236,6 +237,7 @@ mod tests {
                 artist: None,
                 seconds_start: 0.0,
                 seconds_total: 4.0,
+                controls: Default::default(),
                 keep: Keep::ALL,
             };
             let cond = Conditioning::from_examples(&[ex], &cfg, &device).unwrap();

@@ -32,6 +32,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use musicdiff_common::Rng;
 use musicdiff_diffusion::sampler::{self, SamplerKind};
+use musicdiff_dsp::controls::Controls;
 use musicdiff_dsp::features::LogMelExtractor;
 use musicdiff_dsp::griffin_lim::{self, Anchor, GriffinLimConfig, PhaseInit};
 use musicdiff_dsp::matrix::Matrix;
@@ -87,6 +88,9 @@ pub struct Request {
     pub prompt: String,
     pub genre: Option<String>,
     pub artist: Option<String>,
+    /// Tempo, key and meter for models with musical controls: what the prompt states
+    /// ([`Request::new`] reads it), overridden by whatever the caller sets.
+    pub controls: Controls,
     pub seed: u64,
     pub steps: usize,
     pub sampler: SamplerKind,
@@ -100,9 +104,11 @@ impl Request {
     /// A request with the model's default sampling settings and seed 0.
     pub fn new(task: Task, prompt: impl Into<String>, meta: &ModelMeta) -> Self {
         let d = &meta.sampling;
+        let prompt = prompt.into();
         Self {
             task,
-            prompt: prompt.into(),
+            controls: Controls::from_prompt(&prompt),
+            prompt,
             genre: None,
             artist: None,
             seed: 0,
@@ -731,6 +737,7 @@ impl WindowSampler<'_> {
                 seconds_start: self.offset_seconds
                     + (start * self.patch_frames) as f32 * self.frame_seconds,
                 seconds_total: self.total_seconds,
+                controls: self.req.controls,
                 keep: Keep::ALL,
             }],
             &self.model.config,
@@ -1081,6 +1088,7 @@ mod tests {
             prompt: String::new(),
             genre: None,
             artist: None,
+            controls: Default::default(),
             seed: 0,
             steps: 4,
             sampler: SamplerKind::Ddim,

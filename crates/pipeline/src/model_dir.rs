@@ -306,6 +306,7 @@ mod tests {
             head_hidden: Some(8),
             prediction: musicdiff_model::Prediction::X0,
             schedule_shift: 1.0,
+            controls: false,
         }
     }
 

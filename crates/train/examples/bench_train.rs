@@ -28,6 +28,7 @@ fn synthetic(cfg: &TrainConfig, b: usize, device: &Device) -> StepBatch {
         artist: Some(vec![-0.05; m.text_dim]),
         seconds_start: 0.0,
         seconds_total: 30.0,
+        controls: Default::default(),
         keep: Keep::ALL,
     };
     // Half the tokens known (a prefix), as continuation batches have.

@@ -145,7 +145,14 @@ pub fn make(
             genre: !rng.chance(drop.genre),
             artist: !rng.chance(drop.artist),
             timing: !rng.chance(drop.timing),
+            ..Keep::ALL
         };
+        // The controls draw only in models that read them (older runs keep their draws).
+        if m.controls {
+            keep_parts.bpm = !rng.chance(drop.bpm);
+            keep_parts.key = !rng.chance(drop.key);
+            keep_parts.meter = !rng.chance(drop.meter);
+        }
         if all {
             keep_parts = Keep::NONE;
         }
@@ -163,6 +170,7 @@ pub fn make(
             artist: fields.get(&batch.artists[i]),
             seconds_start: batch.seconds_start[i] + (offset as f64 * hop_seconds) as f32,
             seconds_total: batch.seconds_total[i],
+            controls: batch.controls[i],
             keep: keep_parts,
         });
         ts.push(t as f32);

@@ -42,6 +42,13 @@ pub struct MaskConfig {
     pub full: f64,
     pub spans: f64,
     pub prefix: f64,
+    /// Many short gaps (`MaskKind::Scattered`); absent in older configs: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scattered: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl MaskConfig {
@@ -50,6 +57,7 @@ impl MaskConfig {
             full: self.full,
             spans: self.spans,
             prefix: self.prefix,
+            scattered: self.scattered,
         }
     }
 }
@@ -64,6 +72,18 @@ pub struct DropoutConfig {
     pub genre: f64,
     pub artist: f64,
     pub timing: f64,
+    /// Each musical control (models with `controls`), dropped independently.
+    #[serde(default = "control_dropout")]
+    pub bpm: f64,
+    #[serde(default = "control_dropout")]
+    pub key: f64,
+    #[serde(default = "control_dropout")]
+    pub meter: f64,
+}
+
+/// Dropout of each musical control when a config does not say.
+fn control_dropout() -> f64 {
+    0.2
 }
 
 /// Diffusion-specific training choices.
@@ -137,6 +157,9 @@ impl TrainConfig {
             genre: 0.0,
             artist: 0.0,
             timing: 0.0,
+            bpm: 0.0,
+            key: 0.0,
+            meter: 0.0,
         };
         cfg
     }
@@ -166,11 +189,19 @@ impl TrainConfig {
             ("dropout.genre", self.dropout.genre),
             ("dropout.artist", self.dropout.artist),
             ("dropout.timing", self.dropout.timing),
+            ("dropout.bpm", self.dropout.bpm),
+            ("dropout.key", self.dropout.key),
+            ("dropout.meter", self.dropout.meter),
         ] {
             unit(name, v)?;
         }
         let m = &self.masks;
-        if m.full < 0.0 || m.spans < 0.0 || m.prefix < 0.0 || m.full + m.spans + m.prefix <= 0.0 {
+        if m.full < 0.0
+            || m.spans < 0.0
+            || m.prefix < 0.0
+            || m.scattered < 0.0
+            || m.full + m.spans + m.prefix + m.scattered <= 0.0
+        {
             return Err("masks: shares must be non-negative with a positive sum".into());
         }
         if self.diffusion.min_snr_gamma < 0.0 {

@@ -53,6 +53,7 @@ pub fn render(
             prompt: prompt.clone(),
             genre: None,
             artist: None,
+            controls: musicdiff_dsp::controls::Controls::from_prompt(prompt),
             seed: cfg.run.seed ^ (0x5A3E + i as u64),
             steps: cfg.run.sample_steps,
             sampler: SamplerKind::Ddim,

@@ -129,6 +129,7 @@ fn every_shipped_config_builds_a_model_of_the_right_shapes() {
             artist: None,
             seconds_start: 0.0,
             seconds_total: 12.0,
+            controls: Default::default(),
             keep: Keep::ALL,
         };
         let cond = Conditioning::from_examples(&[ex.clone(), ex], &cfg, &device).unwrap();
@@ -201,6 +202,7 @@ fn saved_weights_load_into_identical_outputs_and_refuse_other_configs() {
             artist: None,
             seconds_start: 0.0,
             seconds_total: 5.0,
+            controls: Default::default(),
             keep: Keep::ALL,
         }],
         &cfg,
@@ -238,6 +240,7 @@ fn saved_weights_load_into_identical_outputs_and_refuse_other_configs() {
             artist: None,
             seconds_start: 1.0,
             seconds_total: 20.0,
+            controls: Default::default(),
             keep: Keep::ALL,
         }],
         &cfg,
@@ -432,7 +435,12 @@ fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
     let mut fields = FieldVectors::default();
     fields.add(&b, &encoder()).unwrap();
     let d = cfg.model.patch_dim();
-    for kind in [MaskKind::Full, MaskKind::Spans, MaskKind::Prefix] {
+    for kind in [
+        MaskKind::Full,
+        MaskKind::Spans,
+        MaskKind::Prefix,
+        MaskKind::Scattered,
+    ] {
         let mut rng = Rng::for_item(9, 1);
         let sb = batch::make(&b, &cfg, &mut rng, &fields, 0.0116, Some(kind), &device).unwrap();
         let mask: Vec<f32> = sb

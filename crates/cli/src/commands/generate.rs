@@ -13,7 +13,9 @@ use indicatif::ProgressBar;
 use musicdiff_common::atomic::OutputSet;
 use musicdiff_diffusion::sampler::SamplerKind;
 use musicdiff_dsp::audio::{self, WavFormat};
+use musicdiff_dsp::controls::{Controls, Meter};
 use musicdiff_dsp::image::{self, ImageOptions};
+use musicdiff_dsp::key::Key;
 use musicdiff_pipeline::{Generator, Guidance, Output, PipelineError, Progress, Request, Task};
 use serde_json::json;
 
@@ -33,6 +35,19 @@ pub struct SamplingArgs {
     /// Artist field of the conditioning; omitted = unconditioned.
     #[arg(long, value_name = "A")]
     pub artist: Option<String>,
+    /// Tempo in beats per minute, for models with musical controls [default: the number before
+    /// "bpm" in the prompt, if any].
+    #[arg(long, value_name = "BPM")]
+    pub bpm: Option<f32>,
+    /// Key, for models with musical controls: "A minor", "F# major", "Bb major", "E flat
+    /// major" [default: the key the prompt names, if any].
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    pub key: Option<Key>,
+    /// Meter (time signature), for models with musical controls: 2/4, 3/4, 4/4, 6/8, 2/2, 3/8,
+    /// 6/4, 9/8 (others are "other") [default: one the prompt writes, or implies by a dance:
+    /// waltz 3/4, jig 6/8, march 2/4, reel 4/4].
+    #[arg(long, value_name = "N/M", value_parser = parse_meter)]
+    pub meter: Option<Meter>,
     /// Random seed: the same seed, model, settings and thread count give the same audio.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
@@ -232,12 +247,38 @@ fn check_output(out: &Path) -> Result<()> {
 
 fn load(args: &SamplingArgs, ui: &Ui) -> Result<(Generator, f64)> {
     let started = Instant::now();
+    if let Some(b) = args.bpm.filter(|b| !(b.is_finite() && *b > 0.0)) {
+        bail!(PipelineError::Request {
+            field: "bpm",
+            reason: format!("{b}; give a positive tempo in beats per minute"),
+        });
+    }
     let dir = musicdiff_common::locate::model_dir(args.model.as_deref())?;
     let sp = ui.spinner(&format!("loading {}", dir.display()));
     let g = Generator::load(&dir);
     sp.finish_and_clear();
     let g = g?.with_vocoder(super::load_vocoder(args.vocoder.as_ref(), ui)?)?;
+    if !g.meta().model.controls
+        && (args.bpm.is_some() || args.key.is_some() || args.meter.is_some())
+    {
+        ui.warn(format!(
+            "the model {} has no musical controls: --bpm, --key and --meter are ignored (the prompt's words still count)",
+            g.meta().id
+        ));
+    }
     Ok((g, started.elapsed().as_secs_f64()))
+}
+
+/// `--key`: a key name as `Key::parse` reads it.
+fn parse_key(s: &str) -> Result<Key, String> {
+    Key::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a key; write a note and a mode, e.g. \"A minor\", \"F# major\", \"Bb major\"")
+    })
+}
+
+/// `--meter`: a time signature N/M.
+fn parse_meter(s: &str) -> Result<Meter, String> {
+    Meter::parse(s).ok_or_else(|| format!("`{s}` is not a time signature; write N/M, e.g. 3/4"))
 }
 
 /// The request with the flags applied over the model's defaults.
@@ -245,6 +286,11 @@ fn request(g: &Generator, task: Task, prompt: &str, args: &SamplingArgs) -> Resu
     let mut req = g.request(task, prompt);
     req.genre = args.genre.clone();
     req.artist = args.artist.clone();
+    req.controls = req.controls.overridden_by(Controls {
+        bpm: args.bpm,
+        key: args.key,
+        meter: args.meter,
+    });
     req.seed = args.seed;
     if let Some(s) = args.steps {
         req.steps = s;
@@ -364,6 +410,7 @@ fn stage_outputs(
         "prompt": req.prompt,
         "genre": req.genre,
         "artist": req.artist,
+        "controls": if meta.model.controls { json!(req.controls) } else { json!(null) },
         "seed": req.seed,
         "steps": req.steps,
         "sampler": req.sampler.name(),
