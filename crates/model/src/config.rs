@@ -91,6 +91,14 @@ pub struct DitConfig {
     /// learned null for when it is unknown or dropped. Absent (models made before them): off.
     #[serde(default, skip_serializing_if = "is_false")]
     pub controls: bool,
+    /// Channels of a convolutional stem along the mel axis inside each token (`freq::FreqStem`),
+    /// added to the patch embedding; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freq_stem: Option<usize>,
+    /// Channels of a convolutional refinement of the predicted patches along the mel axis
+    /// (`freq::FreqTail`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freq_tail: Option<usize>,
 }
 
 fn is_false(v: &bool) -> bool {
@@ -178,6 +186,12 @@ impl DitConfig {
                 format!("{} must be in (0, 16]", self.mlp_ratio),
             );
         }
+        if self.freq_stem == Some(0) || self.freq_tail == Some(0) {
+            return bad(
+                "freq_stem/freq_tail",
+                "channels must be at least 1 (leave the key out for none)".into(),
+            );
+        }
         if self.head_hidden == Some(0) {
             return bad(
                 "head_hidden",
@@ -228,6 +242,8 @@ pub(crate) mod tests {
             prediction: Prediction::V,
             schedule_shift: 1.0,
             controls: false,
+            freq_stem: None,
+            freq_tail: None,
         }
     }
 

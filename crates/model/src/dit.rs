@@ -23,6 +23,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::cond::{Conditioner, Conditioning};
 use crate::config::{AbsoluteKind, DitConfig};
+use crate::freq::{FreqStem, FreqTail};
 use crate::position;
 
 /// Width of the sinusoidal noise-level features (DiT's `frequency_embedding_size`).
@@ -202,6 +203,10 @@ pub struct Dit {
     pub cond: Conditioner,
     pub blocks: Vec<Block>,
     pub last: FinalLayer,
+    /// Convolutions along the mel axis before and after the transformer (`freq_stem`,
+    /// `freq_tail`).
+    pub stem: Option<FreqStem>,
+    pub tail: Option<FreqTail>,
     #[module(skip)]
     pub config: DitConfig,
 }
@@ -263,6 +268,12 @@ impl DitConfig {
                     fc2: zero_linear(h, pd, device),
                 }),
             },
+            stem: self
+                .freq_stem
+                .map(|c| FreqStem::new(self.patch_frames, self.n_mels, c, d, device)),
+            tail: self
+                .freq_tail
+                .map(|c| FreqTail::new(self.patch_frames, c, device)),
             config: self.clone(),
         }
     }
@@ -288,10 +299,22 @@ impl Dit {
         let [b, n, _] = input.noisy.dims();
         let device = input.noisy.device();
         let cfg = &self.config;
-        // 1. Tokens: [B, N, 2 P M + 1] -> [B, N, d], plus absolute positions.
+        // 1. Tokens: [B, N, 2 P M + 1] -> [B, N, d] (plus the stem along the bands), plus
+        //    absolute positions.
+        let stem = self.stem.as_ref().map(|s| {
+            s.forward(
+                input.noisy.clone(),
+                input.known.clone(),
+                input.mask.clone(),
+                cfg.n_mels,
+            )
+        });
         let mut x = self
             .patch_in
             .forward(Tensor::cat(vec![input.noisy, input.known, input.mask], 2));
+        if let Some(s) = stem {
+            x = x + s;
+        }
         if cfg.position.absolute() {
             let pos = match &self.pos_table {
                 Some(table) => table.val().narrow(0, 0, n),
@@ -326,10 +349,14 @@ impl Dit {
             m.clone().narrow(1, 0, 1),
             m.narrow(1, 1, 1),
         );
-        // [B, N, d] -> [B, N, P M]
+        // [B, N, d] -> [B, N, P M], then the tail along the bands.
         let out = self.last.proj.forward(h.clone());
-        match &self.last.branch {
+        let out = match &self.last.branch {
             Some(branch) => out + branch.forward(h),
+            None => out,
+        };
+        match &self.tail {
+            Some(tail) => tail.forward(out, cfg.n_mels),
             None => out,
         }
     }

@@ -203,6 +203,32 @@ mod tests {
     }
 
     #[test]
+    fn a_model_continues_with_frequency_convolutions_added_unchanged() {
+        let (_dir, path, cfg, model) = saved_tiny();
+        let device = Device::flex();
+        let grown_cfg = DitConfig {
+            freq_stem: Some(4),
+            freq_tail: Some(3),
+            ..tiny()
+        };
+        device.seed(5);
+        let (grown, fresh) = load_partial(&grown_cfg, &path, &device).unwrap();
+        assert!(
+            fresh
+                .iter()
+                .all(|n| n.starts_with("stem.") || n.starts_with("tail.")),
+            "{fresh:?}"
+        );
+        assert_eq!(fresh.len(), 10, "{fresh:?}");
+        // The stem's projection and the tail's last convolution start at zero: same function.
+        let (a, b) = (
+            probe(&model, &cfg, &device),
+            probe(&grown, &grown_cfg, &device),
+        );
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+
+    #[test]
     fn a_depth_mismatch_is_reported_in_one_line() {
         let (_dir, path, _, _) = saved_tiny();
         let device = Device::flex();

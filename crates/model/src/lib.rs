@@ -17,7 +17,8 @@
 //!     mlp_ratio: 2.0, text_dim: 384, max_text_tokens: 32,
 //!     position: PositionEncoding::Both, absolute: AbsoluteKind::Sinusoidal,
 //!     rope_theta: 10000.0, max_seconds: 60.0, pooled_text: true, head_hidden: Some(64),
-//!     prediction: Prediction::X0, schedule_shift: 4.0,
+//!     prediction: Prediction::X0, schedule_shift: 4.0, controls: false,
+//!     freq_stem: None, freq_tail: None,
 //! };
 //! let model = cfg.init(&device);
 //! let (n, pd) = (cfg.tokens(), cfg.patch_dim());
@@ -39,6 +40,7 @@ pub mod cond;
 pub mod config;
 pub mod dit;
 pub mod error;
+pub mod freq;
 pub mod io;
 pub mod patch;
 pub mod position;

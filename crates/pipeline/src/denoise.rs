@@ -218,6 +218,8 @@ mod tests {
             prediction,
             schedule_shift: 2.0,
             controls: false,
+            freq_stem: None,
+            freq_tail: None,
         };
         let (n, d) = (4, 8);
         let x: Vec<f32> = (0..n * d).map(|i| (i % 5) as f32 - 2.0).collect();

@@ -307,6 +307,8 @@ mod tests {
             prediction: musicdiff_model::Prediction::X0,
             schedule_shift: 1.0,
             controls: false,
+            freq_stem: None,
+            freq_tail: None,
         }
     }
 
