@@ -158,6 +158,47 @@ fn experiment_runs_two_arms_resumes_after_a_kill_and_reports_both() {
         "{}",
         stderr(&o)
     );
+
+    // 6. Another experiment beside it with an arm that trains the same thing as `mix`: its
+    //    run and model are copied, not trained again, and only the evaluation runs.
+    let again = dir.path().join("again.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let cut = text.find("[[arm]]").unwrap();
+    std::fs::write(
+        &again,
+        format!(
+            "{}[[arm]]\nname = \"same-as-mix\"\ndescription = \"the base again\"\n",
+            &text[..cut]
+        ),
+    )
+    .unwrap();
+    let out2 = dir.path().join("exp2");
+    let o = musicdiff(&[
+        "experiment",
+        s(&again),
+        "--out",
+        s(&out2),
+        "--resamples",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the same training finished in"),
+        "{}",
+        stderr(&o)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out2.join("arms/same-as-mix/result.json")).unwrap())
+            .unwrap();
+    assert!(
+        r["reused_from"].as_str().unwrap().ends_with("exp/arms/mix"),
+        "{}",
+        r["reused_from"]
+    );
+    assert_eq!(r["steps"], 20);
+    assert_eq!(r["train_curve"], arms[0]["train_curve"]);
+    let md = std::fs::read_to_string(out2.join("report.md")).unwrap();
+    assert!(md.contains("was not trained again"), "{md}");
 }
 
 #[test]

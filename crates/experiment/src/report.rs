@@ -229,6 +229,16 @@ pub fn markdown(opts: &Options, results: &[ArmResult]) -> String {
         Some(false),
     ];
     table(&mut md, &header, &rows, &lower);
+    for r in results {
+        if let Some(from) = &r.reused_from {
+            let _ = writeln!(
+                md,
+                "\n`{}` was not trained again: the same training finished in `{}` (copied).",
+                r.name,
+                from.display()
+            );
+        }
+    }
     let _ = writeln!(
         md,
         "\nHeld-out loss: the trainer's last evaluation (same windows, noise and masks for every \

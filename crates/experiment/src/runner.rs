@@ -2,6 +2,9 @@
 //! exported, scored by the evaluation suite on the same held-out sets, and summarised.
 //!
 //! Per arm, in `OUT/arms/ARM/`:
+//! 0. if the same arm (the same training config but for its description, data, starting
+//!    weights and budget) has finished in a sibling experiment (`OUT/../*/arms/*`), copy its
+//!    run and model instead of training again (hard links where possible);
 //! 1. train `run/` (a run with a checkpoint resumes; the step or wall-time budget is the
 //!    arm's total over all sessions), unless the budget is already spent;
 //! 2. export `model/` (through `model.partial/`, renamed when complete);
@@ -107,6 +110,9 @@ pub struct ArmResult {
     pub eval_curve: Vec<(u64, [f64; 3])>,
     /// The evaluation reports, by set name.
     pub reports: BTreeMap<String, musicdiff_eval::Report>,
+    /// The arm of another experiment whose run and model this one copied (step 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<PathBuf>,
 }
 
 const RESULT: &str = "result.json";
@@ -204,8 +210,32 @@ fn run_arm(
         arm: name.to_string(),
         source: Box::new(source),
     };
-    // 1. Train to the budget.
+    // 0. The same arm finished elsewhere: its run and model.
     let run = dir.join("run");
+    let mut reused_from = None;
+    if checkpoint::latest(&run).map_err(train_err)?.is_none()
+        && let Some(donor) = find_donor(opts, &wanted)?
+    {
+        on_event(Event::Note(format!(
+            "arm `{name}`: the same training finished in {}; copying its run and model",
+            donor.display()
+        )));
+        for part in ["run", "model"] {
+            let partial = dir.join(format!("{part}.partial"));
+            if partial.exists() {
+                std::fs::remove_dir_all(&partial).map_err(|e| ExperimentError::io(&partial, e))?;
+            }
+            if dir.join(part).exists() {
+                let stale = dir.join(part);
+                std::fs::remove_dir_all(&stale).map_err(|e| ExperimentError::io(&stale, e))?;
+            }
+            copy_tree(&donor.join(part), &partial)?;
+            std::fs::rename(&partial, dir.join(part))
+                .map_err(|e| ExperimentError::io(dir.join(part), e))?;
+        }
+        reused_from = Some(donor);
+    }
+    // 1. Train to the budget.
     let state = match checkpoint::latest(&run).map_err(train_err)? {
         Some(c) => Some(checkpoint::read_state(&c).map_err(train_err)?),
         None => None,
@@ -359,8 +389,77 @@ fn run_arm(
         train_curve: curves.train,
         eval_curve: curves.eval,
         reports,
+        reused_from,
     };
     let json = serde_json::to_vec_pretty(&result).expect("results serialise");
     write_bytes(&dir.join(RESULT), &json)?;
     Ok(result)
+}
+
+/// Whether two arms train the same model: equal settings but for the configs' descriptions and
+/// the evaluation sets.
+fn same_training(a: &ArmSettings, b: &ArmSettings) -> bool {
+    let plain = |s: &ArmSettings| {
+        let mut t = s.train.clone();
+        t.description.clear();
+        t
+    };
+    plain(a) == plain(b) && a.data == b.data && a.init_from == b.init_from && a.budget == b.budget
+}
+
+/// A finished arm of a sibling experiment (a directory beside `opts.out`) that trained what
+/// `wanted` asks, if any (the first in name order).
+fn find_donor(opts: &Options, wanted: &ArmSettings) -> Result<Option<PathBuf>> {
+    let Some(root) = opts.out.parent().filter(|p| p.is_dir()) else {
+        return Ok(None);
+    };
+    let sorted = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let here = opts.out.canonicalize().ok();
+    for exp in sorted(root) {
+        if exp.canonicalize().ok() == here || !exp.join("arms").is_dir() {
+            continue;
+        }
+        for arm in sorted(&exp.join("arms")) {
+            let Some(name) = arm.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            // An unreadable result elsewhere is that experiment's business, not this one's.
+            if let Ok(Some(r)) = read_result(&exp, name)
+                && same_training(&r.settings, wanted)
+                && arm.join("model").join("model.json").exists()
+            {
+                return Ok(Some(arm));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Copies the directory tree `from` to `to` (created). Weights (`.safetensors`, written once
+/// and never modified in place) are hard-linked where the file system allows; everything else
+/// (metrics a resumed run appends to, configs) is copied.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| ExperimentError::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| ExperimentError::io(from, e))? {
+        let entry = entry.map_err(|e| ExperimentError::io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry
+            .file_type()
+            .map_err(|e| ExperimentError::io(&src, e))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if entry.file_name() != "lock" {
+            let weights = src.extension().is_some_and(|e| e == "safetensors");
+            if !(weights && std::fs::hard_link(&src, &dst).is_ok()) {
+                std::fs::copy(&src, &dst).map_err(|e| ExperimentError::io(&src, e))?;
+            }
+        }
+    }
+    Ok(())
 }
