@@ -127,13 +127,22 @@ pub fn bpm_features(bpm: f32) -> [f32; BPM_FEATURES] {
     let (lo, hi) = BPM_RANGE;
     let u = ((bpm.clamp(lo, hi) / lo).ln() / (hi / lo).ln()) as f64;
     let mut f = [0.0f32; BPM_FEATURES];
-    f[0] = u as f32;
-    for k in 0..BPM_OCTAVES {
-        let a = std::f64::consts::PI * (1u32 << k) as f64 * u;
-        f[1 + k] = a.sin() as f32;
-        f[1 + BPM_OCTAVES + k] = a.cos() as f32;
-    }
+    number_features(u, std::f64::consts::PI, &mut f);
     f
+}
+
+/// The features of a number `u` in [0, 1] as the conditioning embeds numbers (Stable Audio's
+/// NumberConditioner, with Fourier features): `out = [u, sin(w 2^k u)..., cos(w 2^k u)...]` for
+/// `k` below `(out.len() - 1) / 2`, `w` the base angular frequency. Tempo here and timing in the
+/// model both use it.
+pub fn number_features(u: f64, w: f64, out: &mut [f32]) {
+    let octaves = (out.len() - 1) / 2;
+    out[0] = u as f32;
+    for k in 0..octaves {
+        let a = w * (1u32 << k) as f64 * u;
+        out[1 + k] = a.sin() as f32;
+        out[1 + octaves + k] = a.cos() as f32;
+    }
 }
 
 /// What is known of a piece's tempo, key and meter; each may be missing.

@@ -23,7 +23,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use musicdiff_dsp::controls::{
-    BPM_FEATURES, Controls, KEY_CLASSES, METER_CLASSES, bpm_features, key_class,
+    BPM_FEATURES, Controls, KEY_CLASSES, METER_CLASSES, bpm_features, key_class, number_features,
 };
 
 use crate::config::DitConfig;
@@ -131,12 +131,7 @@ pub struct Conditioning {
 pub fn timing_features(seconds: f32, max_seconds: f64) -> [f32; TIMING_FEATURES] {
     let s = (seconds as f64 / max_seconds).clamp(0.0, 1.0);
     let mut f = [0.0f32; TIMING_FEATURES];
-    f[0] = s as f32;
-    for k in 0..TIMING_OCTAVES {
-        let a = std::f64::consts::TAU * (1u32 << k) as f64 * s;
-        f[1 + k] = a.sin() as f32;
-        f[1 + TIMING_OCTAVES + k] = a.cos() as f32;
-    }
+    number_features(s, std::f64::consts::TAU, &mut f);
     f
 }
 
