@@ -368,3 +368,90 @@ fn default_conversion_is_the_bundled_vocoder() {
     );
     assert!(!err.contains("no vocoder installed"), "{err}");
 }
+
+/// `vocoder pairs` writes the tiny model's clean estimates beside the audio they line up with
+/// (whole frames, nothing partial left behind), refuses to write over a set, and a vocoder
+/// fine-tunes on the pairs from an exported vocoder's weights (`--init-from`).
+#[test]
+fn predicted_mel_pairs_fine_tune_a_vocoder_from_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let shards = dir.path().join("shards");
+    let pairs = dir.path().join("pairs");
+    let args = |out: &Path, train: &'static str| {
+        vec![
+            "-q".to_string(),
+            "vocoder".into(),
+            "pairs".into(),
+            "--model".into(),
+            s(&model).into(),
+            "--data".into(),
+            s(&shards).into(),
+            "--out".into(),
+            s(out).into(),
+            "--train-windows".into(),
+            train.into(),
+            "--test-windows".into(),
+            "1".into(),
+            "--batch-size".into(),
+            "2".into(),
+        ]
+    };
+    let run = |a: Vec<String>| musicdiff(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args(&pairs, "3"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("3 train + 1 test pairs"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!pairs.with_extension("partial").exists());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pairs.join("pairs.json")).unwrap()).unwrap();
+    assert_eq!(record["model"], "musicdiff-tiny-3");
+    // The tiny shards have no test split: the test pair is the training window after the three.
+    assert_eq!(record["test_from_train"], 1);
+    for (split, n) in [("train", 3), ("test", 1)] {
+        for k in 0..n {
+            let wav = pairs.join(split).join(format!("{k:06}.wav"));
+            let audio = musicdiff_dsp::audio::load_mono(&wav, 22050).unwrap();
+            let (mel, frames, bands) = musicdiff_train::predicted::read_mel(&wav)
+                .unwrap()
+                .expect("a predicted mel beside the audio");
+            assert_eq!(bands, 80);
+            assert_eq!(mel.len(), frames * bands);
+            assert!(mel.iter().all(|v| v.is_finite()));
+            assert_eq!(audio.len(), frames * 256, "{}", wav.display());
+        }
+    }
+    // More windows asked for than the shards hold: an error, and no output.
+    let more = dir.path().join("more");
+    let o = run(args(&more, "500"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("500"), "{}", stderr(&o));
+    assert!(!more.exists() && !more.with_extension("partial").exists());
+    // Over an existing set: refused.
+    let o = run(args(&pairs, "3"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+
+    // A tiny vocoder, then its fine-tune on the pairs.
+    let tones = tones(dir.path());
+    let base_run = dir.path().join("base-run");
+    let o = train(&tones, &base_run, &["--max-steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let voc = dir.path().join("voc");
+    let o = musicdiff(&["-q", "vocoder", "export", s(&base_run), "--out", s(&voc)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ft = dir.path().join("ft");
+    let o = train(&pairs, &ft, &["--max-steps", "2", "--init-from", s(&voc)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("stopped at step 2"), "{}", stdout(&o));
+    let state = std::fs::read_to_string(ft.join("checkpoints/step-00000002/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["init_from"], s(&voc));
+    // A directory that is not a vocoder: refused, named.
+    let o = train(&pairs, &dir.path().join("ft2"), &["--init-from", s(&model)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(s(&model)), "{}", stderr(&o));
+}

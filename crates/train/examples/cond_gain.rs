@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &mut rng,
                 &fields,
                 hop_seconds,
-                Some(MaskKind::Full),
+                batch::Draw::task(MaskKind::Full),
                 &device,
             )?;
             let t: Vec<f32> = sb.input.t.clone().into_data().try_to_vec::<f32>()?;

@@ -82,15 +82,40 @@ pub struct StepBatch {
     pub crop_offsets: Vec<usize>,
 }
 
-/// Builds a step batch. `forced` makes every example train one task (evaluation per task).
-/// `hop_seconds` is the duration of one frame.
+/// What a batch draws besides its random choices: training draws everything; evaluation fixes
+/// the task; the vocoder's predicted-mel pairs (`crate::predicted`) also confine the times.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Draw {
+    /// Every example trains this task (else each draws one from the mix).
+    pub task: Option<MaskKind>,
+    /// Diffusion times stratified over `[lo, hi)` instead of `[0, 1)`.
+    pub times: Option<(f64, f64)>,
+}
+
+impl Draw {
+    /// Training: tasks from the mix, times over `[0, 1)`.
+    pub const ANY: Draw = Draw {
+        task: None,
+        times: None,
+    };
+
+    /// Every example trains `kind`.
+    pub fn task(kind: MaskKind) -> Self {
+        Self {
+            task: Some(kind),
+            times: None,
+        }
+    }
+}
+
+/// Builds a step batch as `draw` says. `hop_seconds` is the duration of one frame.
 pub fn make(
     batch: &Batch,
     cfg: &TrainConfig,
     rng: &mut Rng,
     fields: &FieldVectors,
     hop_seconds: f64,
-    forced: Option<MaskKind>,
+    draw: Draw,
     device: &Device,
 ) -> Result<StepBatch> {
     let m = &cfg.model;
@@ -124,9 +149,10 @@ pub fn make(
         offsets.push(offset);
         // 2. Time, stratified over the batch.
         let t = (stratum + i as f64 / b as f64).fract();
+        let t = draw.times.map_or(t, |(lo, hi)| lo + (hi - lo) * t);
         let w = objective.weight(t);
         // 3. The task and its mask.
-        let kind = forced.unwrap_or_else(|| mix.pick(rng.uniform()));
+        let kind = draw.task.unwrap_or_else(|| mix.pick(rng.uniform()));
         let keep = masks::sample(kind, n, &mut || rng.uniform());
         // 4. Noise and target.
         let eps: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();

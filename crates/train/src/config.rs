@@ -146,6 +146,63 @@ impl TrainConfig {
             .weighted(self.diffusion.weighting, self.diffusion.min_snr_gamma)
     }
 
+    /// A config that only makes batches for `model` without training it (the vocoder's
+    /// predicted-mel pairs): the full-generation task, no conditioning dropout, the default
+    /// loss weighting; its optimiser and run settings are inert zeros and it does not validate.
+    pub fn for_inference(model: DitConfig) -> Self {
+        Self {
+            description: "batches for inference".into(),
+            model,
+            optim: OptimConfig {
+                batch_size: 1,
+                steps: 0,
+                lr: 0.0,
+                warmup_steps: 0,
+                min_lr_ratio: 0.0,
+                beta1: 0.0,
+                beta2: 0.0,
+                eps: 0.0,
+                weight_decay: 0.0,
+                grad_clip: 0.0,
+                ema_decay: 0.0,
+            },
+            masks: MaskConfig {
+                full: 1.0,
+                spans: 0.0,
+                prefix: 0.0,
+                scattered: 0.0,
+            },
+            dropout: DropoutConfig {
+                all: 0.0,
+                text: 0.0,
+                genre: 0.0,
+                artist: 0.0,
+                timing: 0.0,
+                bpm: 0.0,
+                key: 0.0,
+                meter: 0.0,
+            },
+            diffusion: DiffusionConfig {
+                min_snr_gamma: 0.0,
+                weighting: Weighting::default(),
+            },
+            run: RunConfig {
+                seed: 0,
+                log_every: 0,
+                eval_every: 0,
+                eval_batches: 0,
+                checkpoint_every: 0,
+                keep_checkpoints: 0,
+                sample_every: 0,
+                sample_steps: 0,
+                sample_guidance: 0.0,
+                sample_prompts: Vec::new(),
+                resident_shards: 4,
+            },
+            conversion: Default::default(),
+        }
+    }
+
     /// This config with conditioning dropout fixed for evaluation: every part kept
     /// (`conditioned`), or every example unconditioned. Either way the batch draws its
     /// dropout chances, so both see the same crops, times and noise from the same generator.

@@ -98,16 +98,63 @@ pub struct ConversionTerm {
     vocoder: Vocos,
     op: SpectralOp,
     loss: ReconstructionLoss,
-    /// Per-band statistics the loader normalised with, `[1, n_mels]`.
-    mean: Tensor<2>,
-    std: Tensor<2>,
-    floor: f64,
+    /// The network's output to log-mel frames.
+    mels: CleanMels,
     /// Where the shards' audio files are.
     source: PathBuf,
     sample_rate: u32,
     hop: usize,
     patch: usize,
     seed: u64,
+}
+
+/// Turns the network's output into the clean estimate's log-mel frames, as generation does:
+/// shared by the conversion term and the vocoder's predicted-mel pairs (`crate::predicted`).
+pub struct CleanMels {
+    /// Per-band statistics the loader normalised with, `[1, n_mels]`.
+    mean: Tensor<2>,
+    std: Tensor<2>,
+    /// `ln` of the features' floor.
+    floor: f64,
+    patch: usize,
+}
+
+impl CleanMels {
+    pub fn new(data: &DataInfo, patch: usize, device: &Device) -> Self {
+        let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).reshape([1, v.len()]);
+        Self {
+            mean: row(&data.mel_mean),
+            std: row(&data.mel_std),
+            floor: data.spectrogram().log_floor.ln(),
+            patch,
+        }
+    }
+
+    /// Example `i`'s clean estimate `[frames, M]` in log-mel units (de-normalised, floored):
+    /// `x0_hat` from its noisy input and the network's output `pred` `[B, N, P M]` at its
+    /// time, with the known tokens of a fill or continuation taken from the input.
+    pub fn clean_estimate(
+        &self,
+        pred: &Tensor<3>,
+        sb: &StepBatch,
+        i: usize,
+        objective: &musicdiff_diffusion::Objective,
+    ) -> Tensor<2> {
+        let [_, n, d] = pred.dims();
+        let m = d / self.patch;
+        let (cx, co) = objective.x0_coefficients(f64::from(sb.times[i]));
+        let one = |t: &Tensor<3>| t.clone().narrow(0, i, 1).reshape([n, d]);
+        // [N, P M]
+        let x0_hat = one(&sb.input.noisy).mul_scalar(cx) + one(pred).mul_scalar(co);
+        let keep = sb.input.mask.clone().narrow(0, i, 1).reshape([n, 1]);
+        let x0_hat = one(&sb.input.known) + x0_hat * (keep.neg().add_scalar(1.0));
+        // [N, P M] -> [N, M, P] -> [N, P, M] -> [frames, M]: band-major tokens to frames.
+        let frames_m = x0_hat
+            .reshape([n, m, self.patch])
+            .swap_dims(1, 2)
+            .reshape([n * self.patch, m]);
+        (frames_m * self.std.clone() + self.mean.clone()).clamp_min(self.floor)
+    }
 }
 
 /// Scores of one step's term.
@@ -138,27 +185,14 @@ impl ConversionTerm {
         }
         let vc = vocoder.config().clone();
         let meta = vocoder.meta().expect("loaded from a directory");
-        let weights = cfg.vocoder.join(musicdiff_vocoder::dir::WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights).map_err(|e| TrainError::io(&weights, e))?;
-        let bytes = musicdiff_weights::checked(
-            bytes,
-            &weights,
-            meta.weights.dtype,
-            &meta.weights.sha256,
-            musicdiff_vocoder::dir::META_FILE,
-        )
-        .map_err(musicdiff_vocoder::VocoderError::from)?;
-        let net = musicdiff_vocoder::dir::load_bytes(&vc, bytes, &weights, device)?.no_grad();
+        let net = musicdiff_vocoder::dir::load_weights(&cfg.vocoder, meta, device)?.no_grad();
         let spec = data.spectrogram();
-        let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).reshape([1, v.len()]);
         Ok(Self {
             cfg: cfg.clone(),
             op: SpectralOp::new(vc.n_fft, vc.hop_length, device),
             loss: ReconstructionLoss::new(&musicdiff_vocoder::LossConfig::default(), &spec, device),
             vocoder: net,
-            mean: row(&data.mel_mean),
-            std: row(&data.mel_std),
-            floor: spec.log_floor.ln(),
+            mels: CleanMels::new(data, patch, device),
             source: source.to_path_buf(),
             sample_rate: data.sample_rate,
             hop: data.hop_length,
@@ -203,19 +237,11 @@ impl ConversionTerm {
             // 2. The crop inside the example's real audio.
             let real = real_frames(b, sb, i, frames);
             let start = rng.range(0, (real - span) as u64 + 1) as usize;
-            // 3. The clean estimate, known tokens from the input: [N, P M].
-            let (cx, co) = objective.x0_coefficients(f64::from(sb.times[i]));
-            let one = |t: &Tensor<3>| t.clone().narrow(0, i, 1).reshape([n, d]);
-            let x0_hat = one(&sb.input.noisy).mul_scalar(cx) + one(pred).mul_scalar(co);
-            let keep = sb.input.mask.clone().narrow(0, i, 1).reshape([n, 1]);
-            let x0_hat = one(&sb.input.known) + x0_hat * (keep.neg().add_scalar(1.0));
-            // [N, P M] -> [N, M, P] -> [N, P, M] -> [frames, M]: band-major tokens to frames.
-            let frames_m = x0_hat
-                .reshape([n, m, self.patch])
-                .swap_dims(1, 2)
-                .reshape([frames, m])
+            // 3. The clean estimate, known tokens from the input: [span, M].
+            let log_mel = self
+                .mels
+                .clean_estimate(pred, sb, i, objective)
                 .narrow(0, start, span);
-            let log_mel = (frames_m * self.std.clone() + self.mean.clone()).clamp_min(self.floor);
             inputs.push(log_mel.reshape([1, span, m]));
             // 5. The target samples: the scored frames of the window's source audio.
             let first = (f64::from(b.seconds_start[i]) * f64::from(self.sample_rate)).round()

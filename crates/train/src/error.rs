@@ -45,6 +45,9 @@ pub enum TrainError {
         "training diverged: the loss became {loss} at step {step}; lower optim.lr or clip gradients harder (optim.grad_clip)"
     )]
     Diverged { step: u64, loss: f64 },
+    /// Stopped (Ctrl-C) before an output was complete; nothing was written to `path`.
+    #[error("interrupted; nothing was written to {path}")]
+    Interrupted { path: PathBuf },
     /// A file or directory that could not be read or written.
     #[error("{path}: {cause}")]
     Io {
@@ -65,7 +68,7 @@ impl TrainError {
             | Self::Data { .. }
             | Self::RunInUse { .. }
             | Self::Exists { .. } => true,
-            Self::Diverged { .. } => false,
+            Self::Diverged { .. } | Self::Interrupted { .. } => false,
             Self::Model(e) => e.is_bad_input(),
             Self::Dataset(e) => e.is_bad_input(),
             Self::Text(e) => e.is_bad_input(),

@@ -16,6 +16,7 @@ pub mod export;
 pub mod lock;
 pub mod optim;
 pub mod plot;
+pub mod predicted;
 pub mod samples;
 pub mod trainer;
 pub mod vocoder;

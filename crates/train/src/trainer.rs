@@ -166,7 +166,7 @@ struct Run {
     state: TrainState,
 }
 
-fn data_info(loader: &Loader) -> DataInfo {
+pub(crate) fn data_info(loader: &Loader) -> DataInfo {
     let m = loader.manifest();
     DataInfo {
         sample_rate: m.config.sample_rate,
@@ -325,7 +325,15 @@ fn evaluate(
         for b in test.epoch(0).take(run.cfg.run.eval_batches) {
             let b = b?;
             fields.add(&b, encoder)?;
-            let sb = batch::make(&b, cfg, &mut rng, fields, hop_seconds, Some(kind), device)?;
+            let sb = batch::make(
+                &b,
+                cfg,
+                &mut rng,
+                fields,
+                hop_seconds,
+                batch::Draw::task(kind),
+                device,
+            )?;
             let pred = run.ema.forward(sb.input.clone(), &sb.cond);
             let l: f64 = batch::per_example_loss(pred, &sb)
                 .sum()
@@ -402,7 +410,7 @@ fn init_from(
 
 /// Weights from `from` (trained on `data`) can continue on the loader's shards only with the
 /// same mel bands, hop and sample rate.
-fn check_init_data(from: &Path, data: &DataInfo, loader: &Loader) -> Result<()> {
+pub(crate) fn check_init_data(from: &Path, data: &DataInfo, loader: &Loader) -> Result<()> {
     let ours = loader.manifest();
     if data.n_mels != ours.config.n_mels
         || data.hop_length != ours.config.hop_length
@@ -819,7 +827,7 @@ fn step(mut run: Run, b: &Batch, opts: &Options, s: &Session, p: &mut Progress) 
         &mut p.rng,
         &p.fields,
         p.hop_seconds,
-        None,
+        batch::Draw::ANY,
         &s.device,
     )?;
     // 3. Forward, loss (with the conversion term when on), backward.

@@ -128,6 +128,9 @@ pub struct VocoderOptions {
     pub resume: bool,
     pub max_steps: Option<u64>,
     pub time_budget: Option<Duration>,
+    /// A vocoder directory whose weights a new run starts from (fine-tuning) instead of a
+    /// random initialisation.
+    pub init_from: Option<PathBuf>,
 }
 
 /// What the loop reports as it goes.
@@ -195,6 +198,9 @@ pub struct VocoderState {
     /// The last held-out evaluation.
     #[serde(default)]
     pub held_out: Option<HeldOut>,
+    /// The vocoder directory the run started from, if it was fine-tuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -219,6 +225,19 @@ struct EvalLine {
     eval_sc: f64,
     eval_log_mag: f64,
     eval_magnitude: f64,
+}
+
+impl EvalLine {
+    fn new(step: u64, h: &HeldOut) -> Self {
+        Self {
+            step,
+            eval_loss: h.loss,
+            eval_mel_l1: h.mel_l1,
+            eval_sc: h.sc,
+            eval_log_mag: h.log_mag,
+            eval_magnitude: h.magnitude,
+        }
+    }
 }
 
 /// The audio files of one split.
@@ -304,17 +323,41 @@ impl Cropper {
         })
     }
 
-    /// One crop drawn with `rng`: a random file, a random offset, scaled to a random peak.
-    /// Near-silent crops are drawn again (a few times) since they teach nothing.
-    fn crop(&self, set: &AudioSet, rng: &mut Rng) -> Result<Vec<f32>> {
+    /// One crop drawn with `rng`: a random file, a random offset, scaled to a random peak, and
+    /// its log-mel `[T, M]`. Near-silent crops are drawn again (a few times) since they teach
+    /// nothing. A file with a predicted log-mel beside it (`crate::predicted`) is cropped on
+    /// frame boundaries and gives that mel's frames instead, shifted by the gain.
+    fn crop(&self, set: &AudioSet, rng: &mut Rng) -> Result<(Vec<f32>, Vec<f32>)> {
         let seg = self.cfg.data.segment_samples;
         let sr = self.cfg.model.sample_rate;
+        let hop = self.cfg.model.hop_length;
+        let spec = self.cfg.model.spectrogram();
         let mut crop = vec![0.0f32; seg];
+        let mut predicted = None;
         for attempt in 0..8 {
             let path = rng.choose(&set.files);
             let audio = musicdiff_dsp::audio::load_mono(path, sr)?;
             crop.iter_mut().for_each(|v| *v = 0.0);
-            if audio.len() <= seg {
+            predicted = None;
+            if let Some((mel, frames, bands)) = crate::predicted::read_mel(path)? {
+                // Frame k of the pair is centred on sample k * hop; a crop of `seg` samples
+                // from frame j reads frames j ..= j + seg / hop.
+                let span = seg / hop + 1;
+                if bands != self.cfg.model.n_mels || frames < span || audio.len() < seg {
+                    return Err(TrainError::Data {
+                        path: path.clone(),
+                        detail: format!(
+                            "its predicted mel has {frames} frames of {bands} bands for {} samples; the vocoder needs {} bands and at least {span} frames ({seg} samples)",
+                            audio.len(),
+                            self.cfg.model.n_mels
+                        ),
+                    });
+                }
+                let last = (frames - span).min((audio.len() - seg) / hop);
+                let j = rng.range(0, last as u64 + 1) as usize;
+                crop.copy_from_slice(&audio[j * hop..j * hop + seg]);
+                predicted = Some(mel[j * bands..(j + span) * bands].to_vec());
+            } else if audio.len() <= seg {
                 crop[..audio.len()].copy_from_slice(&audio);
             } else {
                 let off = rng.range(0, (audio.len() - seg + 1) as u64) as usize;
@@ -325,13 +368,22 @@ impl Cropper {
             let db = lo + (hi - lo) * rng.uniform();
             if peak >= 1e-3 || attempt == 7 {
                 if peak > 0.0 {
-                    let gain = (10f64.powf(db / 20.0) / peak as f64) as f32;
-                    crop.iter_mut().for_each(|v| *v *= gain);
+                    let gain = 10f64.powf(db / 20.0) / peak as f64;
+                    crop.iter_mut().for_each(|v| *v *= gain as f32);
+                    // ln(mel) moves by power * ln(gain), floored as the features are.
+                    let shift = (spec.power * gain.ln()) as f32;
+                    let floor = spec.log_floor.ln() as f32;
+                    if let Some(mel) = predicted.as_mut() {
+                        let mel: &mut Vec<f32> = mel;
+                        mel.iter_mut().for_each(|v| *v = (*v + shift).max(floor));
+                    }
                 }
                 break;
             }
         }
-        Ok(crop)
+        // [n_mels, T] -> [T, n_mels]
+        let mel = predicted.unwrap_or_else(|| self.extractor.log_mel(&crop).transpose().into_vec());
+        Ok((crop, mel))
     }
 
     /// `rngs.len()` crops and their log-mels.
@@ -339,9 +391,8 @@ impl Cropper {
         let mut audio = Vec::new();
         let mut mel = Vec::new();
         for rng in rngs.iter_mut() {
-            let crop = self.crop(set, rng)?;
-            // [n_mels, T] -> [T, n_mels]
-            mel.extend(self.extractor.log_mel(&crop).transpose().into_vec());
+            let (crop, log_mel) = self.crop(set, rng)?;
+            mel.extend(log_mel);
             audio.extend(crop);
         }
         Ok(CropBatch {
@@ -479,7 +530,10 @@ pub fn train(
                 .sum::<f64>()
                 / 3600.0;
             device.seed(cfg.run.seed);
-            let model = Vocos::new(&cfg.model, &device);
+            let model = match &opts.init_from {
+                Some(dir) => init_from(cfg, dir, &device)?,
+                None => Vocos::new(&cfg.model, &device),
+            };
             let ema = optim::detached_copy(&model, &plain);
             let _ = std::fs::remove_file(&metrics);
             let toml = toml::to_string(cfg).expect("config serialises");
@@ -497,6 +551,7 @@ pub fn train(
                     train_files: train_set.files.len(),
                     hours,
                     held_out: None,
+                    init_from: opts.init_from.clone(),
                 },
             }
         }
@@ -523,6 +578,15 @@ pub fn train(
     let batches = prefetch(Cropper::new(cfg)?, train_set, run.state.step);
     let crop_seconds = cfg.data.segment_samples as f64 / cfg.model.sample_rate as f64;
 
+    // A fine-tune is first scored as it starts (step 0), the baseline its evaluations improve on.
+    if run.state.step == 0 && run.state.init_from.is_some() {
+        let h = evaluate(&run.ema, &cropper, &held, &eval_loss, &eval_op, &plain);
+        crate::trainer::append_json(&metrics, &EvalLine::new(0, &h))?;
+        on_event(VocoderEvent::Eval {
+            step: 0,
+            held_out: h,
+        });
+    }
     // 4. Steps until a stop condition holds.
     let session = Instant::now();
     let elapsed_before = run.state.elapsed_seconds;
@@ -612,17 +676,7 @@ pub fn train(
         }
         if due(cfg.run.eval_every) {
             let h = evaluate(&run.ema, &cropper, &held, &eval_loss, &eval_op, &plain);
-            crate::trainer::append_json(
-                &metrics,
-                &EvalLine {
-                    step,
-                    eval_loss: h.loss,
-                    eval_mel_l1: h.mel_l1,
-                    eval_sc: h.sc,
-                    eval_log_mag: h.log_mag,
-                    eval_magnitude: h.magnitude,
-                },
-            )?;
+            crate::trainer::append_json(&metrics, &EvalLine::new(step, &h))?;
             run.state.held_out = Some(h);
             on_event(VocoderEvent::Eval { step, held_out: h });
         }
@@ -691,6 +745,33 @@ fn evaluate(
 }
 
 /// Continues the run from checkpoint `dir`: same config and audio directory required.
+/// The weights of the vocoder directory `dir` in the architecture of `cfg` (which must read
+/// the same log-mel), for fine-tuning.
+fn init_from(cfg: &VocoderTrainConfig, dir: &Path, device: &Device) -> Result<Vocos> {
+    use musicdiff_vocoder::dir;
+    let meta = dir::read_meta(dir)?;
+    if meta.config.spectrogram() != cfg.model.spectrogram() {
+        return Err(TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            detail: "reads another log-mel (sample rate, FFT, hop, bands or floor) than this config's model".into(),
+        });
+    }
+    let bytes = musicdiff_weights::dir::read_weights(
+        dir,
+        dir::WEIGHTS_FILE,
+        meta.weights.dtype,
+        &meta.weights.sha256,
+        dir::META_FILE,
+    )
+    .map_err(musicdiff_vocoder::VocoderError::from)?;
+    Ok(dir::load_bytes(
+        &cfg.model,
+        bytes,
+        &dir.join(dir::WEIGHTS_FILE),
+        device,
+    )?)
+}
+
 fn resume(
     opts: &VocoderOptions,
     dir: &Path,
@@ -871,6 +952,12 @@ fn card(meta: &VocoderMeta, state: &VocoderState) -> String {
             c.refine_iters
         );
     }
+    if let Some(from) = &state.init_from {
+        s += &format!(
+            "Fine-tuned from the vocoder `{}` (its weights were the run's start).\n\n",
+            from.display()
+        );
+    }
     s += &format!(
         "## Training\n\n- data: `{}` ({} files, {:.2} h)\n- {} steps of {} crops x {} samples, {:.1} h of audio seen, {:.2} h of training on the CPU\n\
          - loss: {} x mel L1 + {} x multi-resolution STFT (spectral convergence + log-magnitude L1) at {:?}; no discriminators\n\
@@ -922,11 +1009,17 @@ mod tests {
 
     #[test]
     fn shipped_configs_are_valid() {
-        for name in ["tiny", "small"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(format!("../../configs/vocoder/{name}.toml"));
-            VocoderTrainConfig::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/vocoder");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                VocoderTrainConfig::load(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
         }
+        assert!(n >= 3, "found {n} vocoder configs in {}", dir.display());
     }
 
     #[test]
@@ -937,5 +1030,93 @@ mod tests {
         let mut c = tiny_config();
         c.data.peak_db = (-1.0, -6.0);
         assert!(c.validate().unwrap_err().contains("data.peak_db"));
+    }
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::*;
+
+    /// A pair set's file gives its predicted mel, frame-aligned with the audio crop and moved by
+    /// the crop's gain as the log-mel of the scaled audio would move; a plain file gives the
+    /// log-mel of its crop, with as many frames.
+    #[test]
+    fn a_pair_file_gives_its_predicted_mel_aligned_and_shifted_by_the_gain() {
+        let cfg = super::tests::tiny_config();
+        let (hop, m, seg) = (
+            cfg.model.hop_length,
+            cfg.model.n_mels,
+            cfg.data.segment_samples,
+        );
+        let span = seg / hop + 1;
+        let frames = span + 7;
+        let len = frames * hop;
+        let dir = tempfile::tempdir().unwrap();
+        // A rising ramp: the crop's first samples tell where it starts.
+        let audio: Vec<f32> = (0..len)
+            .map(|k| 0.1 + 0.5 * k as f32 / len as f32)
+            .collect();
+        let wav = dir.path().join("000000.wav");
+        musicdiff_dsp::audio::write_wav(
+            &wav,
+            &audio,
+            cfg.model.sample_rate,
+            musicdiff_dsp::audio::WavFormat::Float32,
+        )
+        .unwrap();
+        // Frame f, band b: a value that names both.
+        let mel: Vec<f32> = (0..frames * m)
+            .map(|i| (i / m) as f32 * 0.25 - 4.0 + (i % m) as f32 * 0.01)
+            .collect();
+        let mel_path = wav.with_extension(crate::predicted::MEL_EXTENSION);
+        let bytes: Vec<u8> = mel.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::tensor::Dtype::F32,
+            vec![frames, m],
+            &bytes,
+        )
+        .unwrap();
+        std::fs::write(
+            &mel_path,
+            safetensors::serialize([(crate::predicted::MEL_TENSOR, view)], None).unwrap(),
+        )
+        .unwrap();
+        let cropper = Cropper::new(&cfg).unwrap();
+        let set = AudioSet {
+            files: vec![wav.clone()],
+        };
+        let power = cfg.model.spectrogram().power;
+        let mut starts = std::collections::BTreeSet::new();
+        for seed in 0..12 {
+            let (crop, got) = cropper.crop(&set, &mut Rng::for_item(7, seed)).unwrap();
+            assert_eq!(crop.len(), seg);
+            assert_eq!(got.len(), span * m);
+            // The frame the crop starts on, and its gain.
+            let j = (0..=frames - span)
+                .find(|&j| {
+                    let g = crop[0] / audio[j * hop];
+                    crop.iter()
+                        .zip(&audio[j * hop..])
+                        .all(|(c, a)| (c - a * g).abs() < 1e-5)
+                })
+                .expect("the crop is a scaled, frame-aligned piece of the audio");
+            starts.insert(j);
+            let gain = f64::from(crop[0] / audio[j * hop]);
+            let shift = (power * gain.ln()) as f32;
+            for (i, v) in got.iter().enumerate() {
+                let want = mel[j * m + i] + shift;
+                assert!(
+                    (v - want).abs() < 1e-4,
+                    "seed {seed} value {i}: {v} != {want}"
+                );
+            }
+        }
+        assert!(starts.len() > 1, "the crops all start at frame {starts:?}");
+        // A plain file: the log-mel of its crop, the same number of frames.
+        std::fs::remove_file(&mel_path).unwrap();
+        let (crop, got) = cropper.crop(&set, &mut Rng::for_item(7, 0)).unwrap();
+        let want = cropper.extractor.log_mel(&crop).transpose().into_vec();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), span * m);
     }
 }

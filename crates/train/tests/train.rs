@@ -158,7 +158,16 @@ fn the_tiny_model_overfits_one_batch() {
     fields.add(&b, &encoder()).unwrap();
     let mut rng = Rng::for_item(3, 0);
     // One fixed batch: same crops, times, masks and noise at every step.
-    let sb = batch::make(&b, &cfg, &mut rng, &fields, 256.0 / 22050.0, None, &device).unwrap();
+    let sb = batch::make(
+        &b,
+        &cfg,
+        &mut rng,
+        &fields,
+        256.0 / 22050.0,
+        batch::Draw::ANY,
+        &device,
+    )
+    .unwrap();
     let mut model = cfg.model.init(&device);
     let mut opt = AdamW::new(&cfg.optim);
     let mut first = None;
@@ -442,7 +451,16 @@ fn masks_keep_what_they_keep_for(cfg: TrainConfig) {
         MaskKind::Scattered,
     ] {
         let mut rng = Rng::for_item(9, 1);
-        let sb = batch::make(&b, &cfg, &mut rng, &fields, 0.0116, Some(kind), &device).unwrap();
+        let sb = batch::make(
+            &b,
+            &cfg,
+            &mut rng,
+            &fields,
+            0.0116,
+            batch::Draw::task(kind),
+            &device,
+        )
+        .unwrap();
         let mask: Vec<f32> = sb
             .input
             .mask

@@ -25,6 +25,9 @@ pub enum VocoderSub {
     Train(TrainArgs),
     /// Write a vocoder directory (vocoder.json, vocoder.safetensors, README.md) from a run.
     Export(ExportArgs),
+    /// Write (predicted log-mel, real audio) pairs from a diffusion model, to fine-tune a
+    /// vocoder on the model's own spectrograms.
+    Pairs(PairsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,55 @@ pub struct TrainArgs {
     /// Stop after this much wall time, e.g. 90s, 45m, 2h, 1h30m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub time_budget: Option<Duration>,
+    /// Start a new run from this vocoder directory's weights (fine-tuning) instead of a random
+    /// initialisation; the config's network must have its shape and read the same log-mel.
+    #[arg(long, value_name = "DIR")]
+    pub init_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Each pair is a training window of the shards, noised to a diffusion time in [t-min, t-max) and
+denoised once by the model (every conditioning part kept): the model's clean estimate of that
+window, which lines up with the recording, beside the audio it was computed from. The output
+holds train/ and test/ (NNNNNN.wav, 32-bit float, beside NNNNNN.mel.safetensors) and
+pairs.json (the model, the times, and the mean distance between predicted and real log-mel);
+`musicdiff vocoder train --data OUT` reads each file's predicted mel instead of the log-mel of
+its audio. The set is built in OUT.partial/ and renamed when complete.
+
+Example (fine-tune the bundled vocoder on the bundled model's spectrograms):
+  musicdiff vocoder pairs --model models/default --data data/shards --out data/pairs
+  musicdiff vocoder train --data data/pairs --config configs/vocoder/finetune-predicted.toml \\
+      --init-from models/vocoder --out runs/vocoder-ft")]
+pub struct PairsArgs {
+    /// The diffusion model directory whose predictions the vocoder will read.
+    #[arg(long, value_name = "DIR", default_value = "models/default")]
+    pub model: PathBuf,
+    /// Prepared shards of the data the model was trained on (their source audio must exist).
+    #[arg(long, value_name = "SHARDS")]
+    pub data: PathBuf,
+    /// The pair directory to write (must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Windows from the shards' training split.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub train_windows: usize,
+    /// Windows for the test pairs (the vocoder run's held-out crops): from the shards' test
+    /// split, topped up with training windows not among the training pairs when it has too few.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub test_windows: usize,
+    /// Smallest diffusion time of a window.
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub t_min: f64,
+    /// Largest diffusion time of a window (where the clean estimate is still the recording).
+    #[arg(long, value_name = "T", default_value_t = 0.15)]
+    pub t_max: f64,
+    /// Seed of the window order, times and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Windows per forward pass.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +157,7 @@ pub fn run(cmd: VocoderCmd, ui: &Ui) -> anyhow::Result<()> {
     match cmd.command {
         VocoderSub::Train(a) => train(a, ui),
         VocoderSub::Export(a) => export(a, ui),
+        VocoderSub::Pairs(a) => pairs(a, ui),
     }
 }
 
@@ -117,6 +170,7 @@ fn train(a: TrainArgs, ui: &Ui) -> anyhow::Result<()> {
         resume: a.resume,
         max_steps: a.max_steps,
         time_budget: a.time_budget,
+        init_from: a.init_from,
     };
     let stop = stop_on_ctrl_c()?;
     let end = opts
@@ -210,6 +264,48 @@ fn export(a: ExportArgs, ui: &Ui) -> anyhow::Result<()> {
         meta.weights.parameters,
         meta.training.steps,
         &meta.weights.sha256[..12]
+    );
+    Ok(())
+}
+
+fn pairs(a: PairsArgs, ui: &Ui) -> anyhow::Result<()> {
+    use musicdiff_train::predicted::{PairsEvent, PairsOptions};
+    let opts = PairsOptions {
+        model: a.model,
+        data: a.data,
+        out: a.out,
+        text_model: musicdiff_common::assets::minilm()?,
+        train_windows: a.train_windows,
+        test_windows: a.test_windows,
+        times: (a.t_min, a.t_max),
+        seed: a.seed,
+        batch_size: a.batch_size,
+    };
+    let stop = stop_on_ctrl_c()?;
+    let bar = ui.bar(
+        (opts.train_windows + opts.test_windows) as u64,
+        "predicting mels",
+    );
+    let record = musicdiff_train::predicted::write_pairs(&opts, &stop, &mut |event| match event {
+        PairsEvent::Started { total, model } => {
+            bar.suspend(|| ui.note(format!("{total} windows through {model}")));
+        }
+        PairsEvent::Wrote { done } => bar.set_position(done as u64),
+    })?;
+    bar.finish_and_clear();
+    let errors: Vec<String> = record
+        .mean_abs_error
+        .iter()
+        .map(|(split, e)| format!("{split} {e:.3}"))
+        .collect();
+    println!(
+        "wrote {} ({} train + {} test pairs at t in [{}, {}); mean |predicted - real| log-mel: {})",
+        opts.out.display(),
+        record.train,
+        record.test,
+        record.times.0,
+        record.times.1,
+        errors.join(", ")
     );
     Ok(())
 }
