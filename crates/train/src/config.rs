@@ -82,6 +82,22 @@ pub struct DropoutConfig {
 }
 
 /// Dropout of each musical control when a config does not say.
+impl DropoutConfig {
+    /// No random dropout: every part kept, or (`drop_all`) every example unconditioned.
+    pub fn fixed(drop_all: bool) -> Self {
+        Self {
+            all: if drop_all { 1.0 } else { 0.0 },
+            text: 0.0,
+            genre: 0.0,
+            artist: 0.0,
+            timing: 0.0,
+            bpm: 0.0,
+            key: 0.0,
+            meter: 0.0,
+        }
+    }
+}
+
 fn control_dropout() -> f64 {
     0.2
 }
@@ -172,16 +188,7 @@ impl TrainConfig {
                 prefix: 0.0,
                 scattered: 0.0,
             },
-            dropout: DropoutConfig {
-                all: 0.0,
-                text: 0.0,
-                genre: 0.0,
-                artist: 0.0,
-                timing: 0.0,
-                bpm: 0.0,
-                key: 0.0,
-                meter: 0.0,
-            },
+            dropout: DropoutConfig::fixed(false),
             diffusion: DiffusionConfig {
                 min_snr_gamma: 0.0,
                 weighting: Weighting::default(),
@@ -208,16 +215,7 @@ impl TrainConfig {
     /// dropout chances, so both see the same crops, times and noise from the same generator.
     pub fn for_evaluation(&self, conditioned: bool) -> Self {
         let mut cfg = self.clone();
-        cfg.dropout = DropoutConfig {
-            all: if conditioned { 0.0 } else { 1.0 },
-            text: 0.0,
-            genre: 0.0,
-            artist: 0.0,
-            timing: 0.0,
-            bpm: 0.0,
-            key: 0.0,
-            meter: 0.0,
-        };
+        cfg.dropout = DropoutConfig::fixed(!conditioned);
         cfg
     }
 
