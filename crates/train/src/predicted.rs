@@ -155,6 +155,7 @@ pub fn write_pairs(
         model: meta.id.clone(),
     });
     let mut w = Writer {
+        device: &device,
         dit: &dit,
         cfg: &cfg,
         objective: &objective,
@@ -271,6 +272,7 @@ impl SplitStats {
 
 /// What steps 1-4 need, and the count of pairs written.
 struct Writer<'a> {
+    device: &'a Device,
     dit: &'a musicdiff_model::Dit,
     cfg: &'a TrainConfig,
     objective: &'a musicdiff_diffusion::Objective,
@@ -322,7 +324,6 @@ impl Writer<'_> {
                     let b = b?;
                     self.fields.add(&b, self.encoder)?;
                     // 1. The step batch: full generation at small times, every part kept.
-                    let device = Device::flex();
                     let sb = batch::make(
                         &b,
                         self.cfg,
@@ -330,7 +331,7 @@ impl Writer<'_> {
                         &self.fields,
                         hop_seconds,
                         self.draw,
-                        &device,
+                        self.device,
                     )?;
                     // 2. The frozen network's clean estimate.
                     let pred = self.dit.forward(sb.input.clone(), &sb.cond);

@@ -374,7 +374,6 @@ impl Cropper {
                     let shift = (spec.power * gain.ln()) as f32;
                     let floor = spec.log_floor.ln() as f32;
                     if let Some(mel) = predicted.as_mut() {
-                        let mel: &mut Vec<f32> = mel;
                         mel.iter_mut().for_each(|v| *v = (*v + shift).max(floor));
                     }
                 }
