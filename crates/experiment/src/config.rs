@@ -152,6 +152,22 @@ impl ResolvedArm {
     }
 }
 
+/// Every name valid and none twice; `kind` names them in the message ("arm", "eval").
+fn check_names<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !valid_name(name) {
+            return Err(format!(
+                "{kind} name `{name}`: use lower-case letters, digits and `-` (at most 48)"
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(format!("{kind} `{name}` appears twice"));
+        }
+    }
+    Ok(())
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 48
@@ -201,29 +217,9 @@ impl ExperimentConfig {
         if self.arms.is_empty() {
             return Err("no [[arm]]: an experiment compares at least one arm".into());
         }
-        let mut names = BTreeSet::new();
-        for a in &self.arms {
-            if !valid_name(&a.name) {
-                return Err(format!(
-                    "arm name `{}`: use lower-case letters, digits and `-` (at most 48)",
-                    a.name
-                ));
-            }
-            if !names.insert(a.name.as_str()) {
-                return Err(format!("arm `{}` appears twice", a.name));
-            }
-        }
-        let mut sets = BTreeSet::new();
+        check_names("arm", self.arms.iter().map(|a| a.name.as_str()))?;
+        check_names("eval", self.eval.iter().map(|e| e.name.as_str()))?;
         for e in &self.eval {
-            if !valid_name(&e.name) {
-                return Err(format!(
-                    "eval name `{}`: use lower-case letters, digits and `-`",
-                    e.name
-                ));
-            }
-            if !sets.insert(e.name.as_str()) {
-                return Err(format!("eval `{}` appears twice", e.name));
-            }
             if e.n < 2 {
                 return Err(format!("eval `{}`: n must be at least 2", e.name));
             }
@@ -274,6 +270,20 @@ impl ExperimentConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_must_be_valid_and_distinct_per_kind() {
+        assert_eq!(super::check_names("arm", ["a", "b-2"].into_iter()), Ok(()));
+        assert_eq!(
+            super::check_names("arm", ["mix", "mix"].into_iter()),
+            Err("arm `mix` appears twice".to_string())
+        );
+        let long = "x".repeat(49);
+        for bad in ["Main", "-a", "", long.as_str()] {
+            let e = super::check_names("eval", [bad].into_iter()).unwrap_err();
+            assert!(e.starts_with(&format!("eval name `{bad}`")), "{e}");
+        }
+    }
+
     use super::*;
 
     const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/train/tiny.toml");
